@@ -1,0 +1,1 @@
+"""Backtest ops: simulated venues, trades, stats and reports."""

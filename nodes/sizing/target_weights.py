@@ -1,0 +1,40 @@
+"""Target position from a weight of account equity, in whole lots."""
+
+import math
+
+from pydantic import Field
+
+from nodes.contract import F64, OpParams, StreamOp
+
+
+class TargetWeightsParams(OpParams):
+    lot_units: float = Field(1.0, gt=0, description="positions are whole multiples of this many units")
+
+
+class TargetWeights(StreamOp):
+    """Target position = weight × equity / price, truncated toward zero to whole lots.
+
+    ``weight`` is the instrument's desired share of equity (negative for short); weights of all instruments
+    together set the portfolio. ``equity`` is normally the venue's equity one event back:
+    ``equity: prev(sim.equity)``. A NaN weight keeps the current position.
+
+    Example::
+
+        target: {op: sizing.target_weights, in: {weight: w, price: bars.close, equity: prev(sim.equity)}}
+    """
+
+    name = "sizing.target_weights"
+    Params = TargetWeightsParams
+    inputs = {"weight": F64, "price": F64, "equity": F64}
+    outputs = {"target": F64}
+
+    @staticmethod
+    def init(c, n_keys):
+        return ()
+
+    @staticmethod
+    def step(c, s, weight, price, equity):
+        lot = c[0]
+        if weight != weight or not price > 0.0 or equity != equity:
+            return s, math.nan
+        return s, math.trunc(weight * equity / (price * lot)) * lot

@@ -1,0 +1,1 @@
+"""tickloom pipelines: specs → validated graphs → compiled plans → batch runs (and Dagster definitions)."""

@@ -1,0 +1,250 @@
+"""Run a compiled plan over history: sources → merged chunks → segments → recorded outputs.
+
+Sources yield columnar chunks; ``merge_chunks`` orders events across sources by ``ts_recv`` (ties: source
+declaration order, then row order). Each chunk goes through the segments in order; state and held values
+carry over from chunk to chunk, so results do not depend on the chunk size. Memory for the stream pass is
+bounded by the chunk size; recorded outputs (what the run returns) grow with the events of recorded nodes.
+"""
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+
+from hardware.targets import compile_segment, step_function
+from nodes.errors import InvariantError
+from nodes.sources.merge import MergedBatch, merge_chunks
+from pipelines.codegen import (
+    SegmentCode,
+    generate_segment,
+    initial_state,
+    initial_value,
+    keyed_state_arrays,
+    node_constants,
+    node_is_threaded,
+)
+from pipelines.plan import Plan, Segment
+
+
+@dataclass
+class ReplayResult:
+    """What a replay produced: per recorded node a frame of its outputs, per table node its tables."""
+
+    plan: Plan
+    recorded: dict[str, pl.DataFrame]
+    tables: dict[str, dict[str, pl.DataFrame]]
+    events: int
+    seconds: float
+    summaries: dict[str, object] = field(default_factory=dict)
+
+
+class _BoundSegment:
+    """A compiled segment and the state it carries between chunks."""
+
+    def __init__(self, plan: Plan, segment: Segment, holds: dict):
+        self.plan = plan
+        self.segment = segment
+        self.code: SegmentCode = generate_segment(plan, segment)
+        graph = plan.graph
+        namespace = {"np": np}
+        dependencies = []
+        for global_name, node_id in self.code.steps.items():
+            step = graph.nodes[node_id].op.step
+            namespace[global_name] = step_function(step, segment.target)
+            dependencies.append(step)
+        self.function = compile_segment(self.code.source, self.code.entry, namespace, segment.target, dependencies)
+        self.constants = {n: node_constants(plan, n) for n in segment.nodes}
+        self.states = {n: initial_state(plan, n) for n in segment.nodes if node_is_threaded(plan, n)}
+        self.state_arrays = {n: keyed_state_arrays(plan, n) for n in segment.nodes if not node_is_threaded(plan, n)}
+        self.values = {(n, p): initial_value(plan, n, p) for n in segment.nodes for p in graph.nodes[n].op.outputs}
+        self.holds = holds
+
+    def run(self, batch: "_Batch", start: int, stop: int) -> None:
+        args = [self._argument(kind, detail, batch, start, stop) for _, kind, detail in self.code.arguments]
+        returned = self.function(*args)
+        for (kind, detail), value in zip(self.code.returns, returned):
+            if kind == "state":
+                self.states[detail[0]] = value
+            else:
+                self.values[detail] = value
+
+    def _argument(self, kind: str, detail: tuple, batch: "_Batch", start: int, stop: int):
+        if kind == "n":
+            return stop - start
+        if kind in ("src", "row", "key", "ts_event", "ts_recv"):
+            return batch.arrays[kind][start:stop]
+        if kind == "column":
+            column = batch.column(*detail)
+            return column if batch.many_sources else column[start:stop]
+        if kind in ("transfer_in", "transfer_out"):
+            return batch.transfer(detail, self.plan)[start:stop]
+        if kind == "record":
+            return batch.record(detail, self.plan)[start:stop]
+        if kind == "hold":
+            return self.holds[detail]
+        if kind == "constants":
+            return self.constants[detail[0]]
+        if kind == "state":
+            return self.states[detail[0]]
+        if kind == "state_array":
+            return self.state_arrays[detail[0]][detail[1]]
+        if kind == "held_value":
+            return self.values[detail]
+        raise InvariantError(f"unknown kernel argument kind {kind!r}")
+
+
+class _Batch:
+    """One merged chunk with the arrays the segments share (transfers and records are allocated on demand)."""
+
+    def __init__(self, merged: MergedBatch, key_maps: list[np.ndarray], many_sources: bool):
+        self.merged = merged
+        self.many_sources = many_sources
+        n = len(merged)
+        parts = merged.parts
+        if len(parts) == 1:
+            # one source: events are its rows in order, no gathering needed
+            only = parts[0]
+            keys = key_maps[0][only["instrument"]] if len(key_maps[0]) > 1 else np.zeros(n, np.int64)
+            ts_event = only["ts_event"]
+        else:
+            offsets = np.cumsum([0] + [len(p["ts_recv"]) for p in parts])[:-1]
+            position = offsets[merged.stream] + merged.row
+            keys = np.concatenate([key_maps[s][p["instrument"]] for s, p in enumerate(parts)])[position]
+            ts_event = np.concatenate([p["ts_event"] for p in parts])[position]
+        self.arrays = {
+            "src": merged.stream,
+            "row": merged.row,
+            "key": keys.astype(np.int64, copy=False),
+            "ts_recv": merged.ts_recv,
+            "ts_event": ts_event.astype(np.int64, copy=False),
+        }
+        self.n = n
+        self._transfers: dict = {}
+        self.records: dict = {}
+
+    def column(self, source_id_index: int, port: str) -> np.ndarray:
+        return self.merged.parts[source_id_index][port]
+
+    def transfer(self, detail: tuple, plan: Plan) -> np.ndarray:
+        if detail not in self._transfers:
+            dtype = plan.graph.nodes[detail[0]].op.outputs[detail[1]].dtype
+            self._transfers[detail] = np.empty(self.n, dtype=dtype)
+        return self._transfers[detail]
+
+    def record(self, detail: tuple, plan: Plan) -> np.ndarray:
+        if detail not in self.records:
+            dtype = plan.graph.nodes[detail[0]].op.outputs[detail[1]].dtype
+            self.records[detail] = np.empty(self.n, dtype=dtype)
+        return self.records[detail]
+
+
+def replay(plan: Plan, base_dir: Path | None = None) -> ReplayResult:
+    """Run ``plan`` over its sources' history and return the recorded outputs and table results.
+
+    Raises:
+        DataQualityError: a source found bad data (named with file and line).
+    """
+    started = time.perf_counter()
+    graph = plan.graph
+    base_dir = Path(base_dir) if base_dir is not None else plan.spec.path.parent
+    readers = [graph.nodes[s].op.open(graph.nodes[s].definition.params, base_dir) for s in graph.sources]
+    key_maps = [np.array([graph.instruments.index(i) for i in r.instruments], dtype=np.int64) for r in readers]
+    holds = _hold_arrays(plan)
+    # columns of each source's chunks, so a batch without rows of a source still has its (empty) columns
+    columns = [["ts_event", "ts_recv", "instrument", *graph.nodes[s].op.outputs] for s in graph.sources]
+    # sources are referenced by their index in the generated code
+    source_index = {s: i for i, s in enumerate(graph.sources)}
+    segments = [_BoundSegment(plan, segment, holds) for segment in plan.segments]
+    for segment in segments:
+        segment.code.arguments = [
+            (name, kind, (source_index[detail[0]], detail[1]) if kind == "column" else detail)
+            for name, kind, detail in segment.code.arguments
+        ]
+    chunk_events = plan.spec.model.defaults.chunk_events
+    recorded_parts: dict[str, list[pl.DataFrame]] = {n: [] for n in plan.recorded}
+    events = 0
+    many_sources = len(graph.sources) > 1
+    for merged in merge_chunks([r.chunks(chunk_events) for r in readers], columns):
+        batch = _Batch(merged, key_maps, many_sources)
+        if plan.interleaved:
+            for i in range(batch.n):
+                for segment in segments:
+                    segment.run(batch, i, i + 1)
+        else:
+            for segment in segments:
+                segment.run(batch, 0, batch.n)
+        for node_id in plan.recorded:
+            recorded_parts[node_id].append(_recorded_frame(plan, node_id, batch, source_index))
+        events += batch.n
+    recorded = {n: _concat(parts, plan, n) for n, parts in recorded_parts.items()}
+    recorded = {n: _with_instrument_names(frame, graph.instruments) for n, frame in recorded.items()}
+    tables = _run_tables(plan, recorded)
+    summaries = {
+        n: graph.nodes[n].op.summarize(graph.nodes[n].definition.params, recorded[n])
+        for n in plan.recorded
+        if hasattr(graph.nodes[n].op, "summarize")
+    }
+    return ReplayResult(plan, recorded, tables, events, time.perf_counter() - started, summaries)
+
+
+def _hold_arrays(plan: Plan) -> dict:
+    from nodes.contract import Scope
+
+    holds = {}
+    n_keys = len(plan.graph.instruments)
+    for node_id, port in plan.held:
+        op = plan.graph.nodes[node_id].op
+        size = n_keys if op.scope_of(port) is Scope.KEY else 1
+        holds[(node_id, port)] = np.full(size, initial_value(plan, node_id, port), dtype=op.outputs[port].dtype)
+    return holds
+
+
+def _recorded_frame(plan: Plan, node_id: str, batch: _Batch, source_index: dict) -> pl.DataFrame:
+    node = plan.graph.nodes[node_id]
+    if len(plan.graph.sources) == 1:
+        fired = slice(None)
+    else:
+        fired = np.isin(batch.arrays["src"], [source_index[s] for s in node.sources])
+    data = {
+        "ts_event": batch.arrays["ts_event"][fired],
+        "ts_recv": batch.arrays["ts_recv"][fired],
+        "key": batch.arrays["key"][fired],
+    }
+    if node.op.kind == "source":
+        part = batch.merged.parts[source_index[node_id]]
+        rows = batch.merged.row[fired]
+        for port in node.op.outputs:
+            data[port] = part[port][rows]
+    else:
+        for port in node.op.outputs:
+            data[port] = batch.record((node_id, port), plan)[fired]
+    return pl.DataFrame(data)
+
+
+def _concat(parts: list[pl.DataFrame], plan: Plan, node_id: str) -> pl.DataFrame:
+    if parts:
+        return pl.concat(parts, rechunk=True)
+    op = plan.graph.nodes[node_id].op
+    schema = {"ts_event": pl.Int64, "ts_recv": pl.Int64, "key": pl.Int64}
+    schema.update({p: pl.Float64 if t.value == "f64" else pl.Int64 if t.value == "i64" else pl.Boolean
+                   for p, t in op.outputs.items()})
+    return pl.DataFrame(schema=schema)
+
+
+def _with_instrument_names(frame: pl.DataFrame, instruments: list[str]) -> pl.DataFrame:
+    names = pl.Series("instrument", instruments, dtype=pl.String).gather(frame["key"])
+    rest = [c for c in frame.columns if c not in ("ts_event", "ts_recv", "key")]
+    return frame.select("ts_event", "ts_recv").with_columns(names).hstack(frame.select(rest))
+
+
+def _run_tables(plan: Plan, recorded: dict[str, pl.DataFrame]) -> dict[str, dict[str, pl.DataFrame]]:
+    results: dict[str, dict[str, pl.DataFrame]] = {}
+    for node_id in plan.table_nodes:
+        node = plan.graph.nodes[node_id]
+        inputs = {}
+        for name, producer in node.tables.items():
+            inputs[name] = recorded[producer] if producer in recorded else results[producer]
+        results[node_id] = node.op.run(node.definition.params, inputs)
+    return results

@@ -1,0 +1,100 @@
+"""Run a spec in batch: load, compile, replay, summarize, and write the run folder.
+
+This is the one entry point that the command line, notebooks and Dagster share, so a backtest gives the
+same files wherever it is started.
+"""
+
+import datetime as dt
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import polars as pl
+
+from nodes.backtest.report import write_report_png
+from nodes.backtest.result import BacktestResult
+from pipelines.plan import Plan, compile_plan
+from pipelines.replay import ReplayResult, replay
+from pipelines.spec import LoadedSpec, load_spec
+
+
+@dataclass
+class RunOutput:
+    """A finished run: the spec it ran, the replay, the backtest (when the spec has a venue) and its folder."""
+
+    spec: LoadedSpec
+    plan: Plan
+    replay: ReplayResult
+    backtest: BacktestResult | None
+    out_dir: Path | None
+    files: list[Path] = field(default_factory=list)
+
+
+def run_spec(
+    path: str | Path,
+    sets: list[str] | None = None,
+    places: list[str] | None = None,
+    out_dir: str | Path | None = None,
+    record: list[str] | None = None,
+    write: bool = True,
+) -> RunOutput:
+    """Backtest (or replay) the spec at ``path`` and write its outputs.
+
+    ``out_dir`` defaults to ``runs/<name>-<UTC time>-<hash>`` under the current folder. Files written: for a
+    backtest ``stats.json``, ``trades.parquet``, ``equity.parquet`` and ``report.png``; for every recorded
+    node ``<node>.parquet``; always ``spec.json`` (the resolved spec and its hash).
+
+    Raises:
+        SpecError, GraphError: the spec is invalid.
+        DataQualityError: a source holds bad data.
+    """
+    spec = load_spec(path, sets=sets, places=places)
+    plan = compile_plan(spec, record=record)
+    result = replay(plan)
+    backtests = [s for s in result.summaries.values() if isinstance(s, BacktestResult)]
+    backtest = backtests[0] if backtests else None
+    output = RunOutput(spec, plan, result, backtest, None)
+    if write:
+        output.out_dir = Path(out_dir) if out_dir else default_run_dir(spec)
+        output.files = write_run(output, output.out_dir)
+    return output
+
+
+def default_run_dir(spec: LoadedSpec) -> Path:
+    stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    return Path("runs") / f"{spec.name}-{stamp}-{spec.spec_hash[:8]}"
+
+
+def write_run(output: RunOutput, out_dir: Path) -> list[Path]:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    files = []
+    spec_file = out_dir / "spec.json"
+    spec_file.write_text(json.dumps({"spec_hash": output.spec.spec_hash, "resolved": output.spec.resolved()}, indent=2, default=str))
+    files.append(spec_file)
+    for node_id, frame in output.replay.recorded.items():
+        files.append(_parquet(frame, out_dir / f"{node_id}.parquet"))
+    if output.backtest is not None:
+        bt = output.backtest
+        stats_file = out_dir / "stats.json"
+        stats = {**bt.stats, "spec_hash": output.spec.spec_hash, "events": output.replay.events}
+        stats_file.write_text(json.dumps(_json_safe(stats), indent=2))
+        files += [stats_file, _parquet(bt.trades, out_dir / "trades.parquet"), _parquet(bt.equity, out_dir / "equity.parquet")]
+        report = out_dir / "report.png"
+        write_report_png(bt.equity, report, title=f"{output.spec.name}  ({output.spec.spec_hash[:12]})")
+        files.append(report)
+    return files
+
+
+def _parquet(frame: pl.DataFrame, path: Path) -> Path:
+    frame.write_parquet(path)
+    return path
+
+
+def _json_safe(value):
+    """NaN and infinities become null: JSON has no such numbers and tools choke on them."""
+    if isinstance(value, dict):
+        return {k: _json_safe(v) for k, v in value.items()}
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
