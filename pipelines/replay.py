@@ -245,6 +245,7 @@ def _run_tables(plan: Plan, recorded: dict[str, pl.DataFrame]) -> dict[str, dict
         node = plan.graph.nodes[node_id]
         inputs = {}
         for name, producer in node.tables.items():
-            inputs[name] = recorded[producer] if producer in recorded else results[producer]
+            # a stream node's input is its recorded outputs; a table node's is its "out" table
+            inputs[name] = recorded[producer] if producer in recorded else results[producer]["out"]
         results[node_id] = node.op.run(node.definition.params, inputs)
     return results

@@ -74,6 +74,9 @@ def write_run(output: RunOutput, out_dir: Path) -> list[Path]:
     files.append(spec_file)
     for node_id, frame in output.replay.recorded.items():
         files.append(_parquet(frame, out_dir / f"{node_id}.parquet"))
+    for node_id, tables in output.replay.tables.items():
+        for name, frame in tables.items():
+            files.append(_parquet(frame, out_dir / (f"{node_id}.parquet" if name == "out" else f"{node_id}.{name}.parquet")))
     if output.backtest is not None:
         bt = output.backtest
         stats_file = out_dir / "stats.json"

@@ -52,7 +52,17 @@ class RecordType:
         return self.name + "{" + ", ".join(f"{n}: {t}" for n, t in self.fields) + "}"
 
 
-PortType = ScalarType | RecordType
+@dataclass(frozen=True)
+class TableType:
+    """A whole table: the recorded outputs of a node, or a table op's result (inputs of table ops only)."""
+
+    def __str__(self) -> str:
+        return "table"
+
+
+TABLE = TableType()
+
+PortType = ScalarType | RecordType | TableType
 
 BAR = RecordType("bar", (("open", F64), ("high", F64), ("low", F64), ("close", F64), ("volume", F64)))
 

@@ -43,7 +43,12 @@ def read_yaml(file: Path, text: str | None = None) -> Located:
     except yaml.MarkedYAMLError as error:
         mark = error.problem_mark or error.context_mark
         where = SourceLocation(name, mark.line + 1, mark.column + 1) if mark else None
-        raise SpecError.at(where, f"YAML syntax error: {error.problem or error.context}")
+        message = f"YAML syntax error: {error.problem or error.context}"
+        start = error.context_mark
+        if error.problem and error.context and start is not None and start is not mark:
+            # an unclosed quote or bracket is only noticed where the file ends: say where it was opened
+            message += f" ({error.context} that starts at line {start.line + 1}, column {start.column + 1})"
+        raise SpecError.at(where, message)
     if root is None:
         raise SpecError.at(SourceLocation(name, 1, 1), "empty spec: expected a mapping with tickloom, name, kind, nodes")
     locations: dict[Path_, SourceLocation] = {}

@@ -1,0 +1,1 @@
+"""Market data: the normalized schemas, feed decoders and normalizers, order books."""

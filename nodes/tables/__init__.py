@@ -1,0 +1,1 @@
+"""Table ops: batch computations over whole recorded tables (polars, DuckDB)."""
