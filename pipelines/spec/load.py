@@ -210,7 +210,26 @@ def _validate(model_class, data: Any, origins: dict, prefix: tuple):
     try:
         return model_class.model_validate(data)
     except ValidationError as error:
-        raise SpecError([_problem(e, model_class, origins, prefix) for e in error.errors()]) from None
+        raise SpecError(_problems(error, model_class, origins, prefix)) from None
+
+
+def _problems(error: ValidationError, model_class, origins: dict, prefix: tuple) -> list:
+    """One problem per place: a value that fits none of a union's types is one error, not one per type."""
+    by_place: dict[tuple, list[dict]] = {}
+    for e in error.errors():
+        place = tuple(p for p in e["loc"] if isinstance(p, int) or not _TYPE_TAG.match(p))
+        by_place.setdefault(place, []).append(e)
+    problems = []
+    for place, errors in by_place.items():
+        if len(errors) == 1:
+            problems.append(_problem(errors[0], model_class, origins, prefix))
+            continue
+        where = _where(origins, prefix + place)
+        expected = sorted({str(p) for e in errors for p in e["loc"] if isinstance(p, str) and _TYPE_TAG.match(p)})
+        given = errors[0].get("input")
+        shown = f" (got {given!r})" if not isinstance(given, (dict, list)) else ""
+        problems.append((where, f"{'.'.join(map(str, prefix + place))}: expected one of {', '.join(expected)}{shown}"))
+    return problems
 
 
 def _problem(error: dict, model_class, origins: dict, prefix: tuple) -> tuple[SourceLocation | None, str]:
@@ -320,8 +339,7 @@ def _validate_nodes(model: SpecModel, nodes_data: dict, origins: dict, registry:
         try:
             params = op.Params.model_validate(raw_with)
         except ValidationError as error:
-            for e in error.errors():
-                loc, message = _problem(e, op.Params, origins, at + ("with",))
+            for loc, message in _problems(error, op.Params, origins, at + ("with",)):
                 problems.append((loc, f"{message} [op {op.name}]"))
             continue
         place = node.place or model.defaults.place
