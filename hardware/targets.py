@@ -17,8 +17,41 @@ from typing import Callable
 
 import numba
 import numpy as np
+from numba.core.errors import NumbaError, TypingError
+
+from nodes.errors import SpecError
 
 KNOWN_TARGETS = ("cpu", "numba", "fpga")
+
+# A step may carry a zero-argument callable under this attribute that returns example arguments
+# ``(c, s, *inputs)``. ``step_function`` then compiles it for ``numba`` at once (at plan time) instead of on the
+# first event, so a step numba cannot compile fails early with ``StepCompileError``. User indicators made with
+# ``nodes.indicators.user.stream_indicator`` set it.
+EXAMPLE_ARGS_ATTRIBUTE = "tickloom_example_args"
+
+
+class StepCompileError(SpecError):
+    """Raised when numba cannot compile a step placed on ``numba``; names the function and numba's reason.
+
+    Nothing falls back to Python on its own: the fix is to change the function, or to place its node on
+    ``cpu`` (``place: cpu``) to run it as plain Python.
+    """
+
+    def __init__(self, step: Callable, reason: str):
+        self.step = step
+        self.reason = reason
+        where = ""
+        source = getattr(step, "tickloom_user_function", step)  # a generated wrapper names the user's function
+        try:
+            where = f" ({inspect.getsourcefile(source)}:{inspect.getsourcelines(source)[1]})"
+        except (OSError, TypeError):
+            pass
+        name = getattr(step, "tickloom_user_name", None) or getattr(step, "__qualname__", repr(step))
+        super().__init__([(None, (
+            f"numba cannot compile {name}{where}: {reason.strip()}\n"
+            f"Change the function to the subset of Python numba compiles, or run its node as plain Python with "
+            f"`place: cpu` (nothing falls back to Python on its own)."
+        ))])
 
 
 def kernel_cache_dir() -> Path:
@@ -38,18 +71,65 @@ def step_function(step: Callable, target: str) -> Callable:
         return step
     if target == "numba":
         if step not in _jitted:
-            _jitted[step] = numba.njit(cache=True, inline="always")(step)
+            jitted = numba.njit(inline="always")(step)
+            example_args = getattr(step, EXAMPLE_ARGS_ATTRIBUTE, None)
+            if example_args is not None:
+                try:
+                    jitted.compile(tuple(numba.typeof(a) for a in example_args()))
+                except TypingError as error:
+                    raise StepCompileError(step, _first_paragraph(str(error))) from None
+                except NumbaError as error:  # unsupported bytecode, constructs numba rejects before typing
+                    raise StepCompileError(step, _first_paragraph(str(error))) from None
+            _jitted[step] = jitted
         return _jitted[step]
     raise ValueError(f"target {target!r} cannot run stream steps")
 
 
+def _first_paragraph(message: str) -> str:
+    """numba's reason, innermost first, without its frames of typing context."""
+    marker = "raised a specific error:"
+    if marker in message:
+        message = message[message.rindex(marker) + len(marker):]
+    message = message.replace("TypingError: ", "").replace(
+        "Failed in nopython mode pipeline (step: nopython frontend)", "")
+    kept = []
+    for line in message.splitlines():
+        if line.strip().startswith("During:") or "This error may have been caused" in line:
+            break
+        if line.strip():
+            kept.append(line.strip())
+    return " ".join(kept)[:800]
+
+
 def source_digest(functions: list[Callable]) -> str:
-    """A digest of the source files defining ``functions``: part of a generated kernel's cache key."""
+    """A digest of the code ``functions`` may run: part of a generated kernel's cache key.
+
+    A step may call helpers from other modules, so for a built-in op every file of the ``nodes`` package
+    counts (editing any op recompiles kernels once); for a user op, its own file.
+    """
+    files: set[Path] = set()
+    for function in functions:
+        source = inspect.getsourcefile(function)
+        if source:
+            files.add(Path(source).resolve())
+    for root in {_package_root(f) for f in files}:
+        if root is not None:
+            files.update(root.rglob("*.py"))
     digest = hashlib.sha256()
-    for path in sorted({inspect.getsourcefile(f) or "" for f in functions}):
-        digest.update(path.encode())
-        digest.update(Path(path).read_bytes() if path and Path(path).exists() else b"")
+    for path in sorted(files):
+        digest.update(str(path).encode())
+        digest.update(path.read_bytes())
     return digest.hexdigest()
+
+
+def _package_root(path: Path) -> Path | None:
+    """The top package folder containing ``path`` (the folder of ``nodes`` for a built-in op), if any."""
+    root = None
+    folder = path.parent
+    while (folder / "__init__.py").exists():
+        root = folder
+        folder = folder.parent
+    return root
 
 
 def compile_segment(source: str, entry: str, namespace: dict, target: str, dependencies: list[Callable]) -> Callable:

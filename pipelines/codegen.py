@@ -170,7 +170,7 @@ def _node_lines(plan: Plan, node_id: str, code: SegmentCode, recorded: list) -> 
     name = ident(plan, node_id)
     step = f"step_{name}"
     code.steps[step] = node_id
-    args = [f"c_{name}", f"s_{name}"] + [c if c != "key" else "k" for c in node.op.context]
+    args = [f"c_{name}", f"s_{name}"] + ["k" if c == "key" else f"{c}[i]" for c in node.op.context]
     for a in node.args:
         args.append(f"p_{ident(plan, a.node)}_{a.port}" if a.delayed else f"v_{ident(plan, a.node)}_{a.port}")
     outputs = [f"v_{name}_{p}" for p in node.op.outputs]

@@ -74,7 +74,7 @@ def build_graph(spec) -> Graph:
         raise GraphError(problems)
     order = _topological_order(nodes, spec)
     sources = [n for n in order if nodes[n].op.kind == "source"]
-    source_instruments = {s: nodes[s].op.instruments(nodes[s].definition.params) for s in sources}
+    source_instruments = {s: nodes[s].op.instruments(nodes[s].definition.params, spec.path.parent) for s in sources}
     instruments: list[str] = []
     for names in source_instruments.values():
         instruments.extend(name for name in names if name not in instruments)

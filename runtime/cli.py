@@ -6,6 +6,12 @@
     tickloom plan SPEC [--set k=v] [--place node=target] [--json]
     tickloom ops [--json]
     tickloom schema
+    tickloom ingest SPEC [--set k=v] [--catalog DIR]
+    tickloom ingest --format FORMAT FILE... [--venue V] [--symbol S] [--option k=v] [--max-bad-rate R] [--catalog DIR]
+    tickloom catalog ls [--catalog DIR]
+    tickloom catalog query "SQL" [--rows N] [--catalog DIR]
+
+The catalog is --catalog DIR, else $TICKLOOM_CATALOG, else ./catalog.
 
 Exit status: 0 on success, 1 when a spec or data is wrong (the error says where), 2 on bad usage.
 """
@@ -71,6 +77,37 @@ def _parser() -> argparse.ArgumentParser:
 
     schema = commands.add_parser("schema", help="print the JSON Schema of the spec format")
     schema.set_defaults(handler=_schema)
+
+    def catalog_option(p):
+        p.add_argument("--catalog", type=Path, metavar="DIR", help="catalog folder (default: $TICKLOOM_CATALOG or ./catalog)")
+
+    ingest = commands.add_parser(
+        "ingest", help="write market data into the catalog: run an ingest spec, or decode files with --format",
+        description="tickloom ingest SPEC runs an ingest spec (kind: ingest); tickloom ingest --format FORMAT FILE... "
+        "decodes files without a spec. Re-ingesting a day replaces it. Every run is recorded in <catalog>/catalog.duckdb.",
+    )
+    ingest.add_argument("inputs", nargs="+", metavar="SPEC|FILE", help="an ingest spec, or with --format the files to decode")
+    ingest.add_argument("--format", help="decode FILEs with this format (e.g. bars_csv) instead of running a spec")
+    ingest.add_argument("--venue", help="venue of the files (formats whose files do not say it)")
+    ingest.add_argument("--symbol", help="symbol of the files (default for bars_csv: the file name)")
+    ingest.add_argument("--option", dest="options", action="append", default=[], metavar="KEY=VALUE",
+                        help="a format option, value parsed as YAML (e.g. timezone=America/New_York)")
+    ingest.add_argument("--max-bad-rate", type=float, default=0.0, metavar="R",
+                        help="fail when a file's bad records / records is above R (default 0)")
+    spec_options(ingest, place=False)
+    catalog_option(ingest)
+    ingest.set_defaults(handler=_ingest)
+
+    catalog = commands.add_parser("catalog", help="look at the catalog: ls, query")
+    catalog_commands = catalog.add_subparsers(dest="catalog_command", required=True, metavar="{ls,query}")
+    ls = catalog_commands.add_parser("ls", help="one line per schema, venue and symbol: dates, rows, bytes")
+    catalog_option(ls)
+    ls.set_defaults(handler=_catalog_ls)
+    query = catalog_commands.add_parser("query", help="run DuckDB SQL over the catalog's views and metadata tables")
+    query.add_argument("sql", help="e.g. \"select symbol, count(*) from bars group by symbol\"")
+    query.add_argument("--rows", type=int, default=50, metavar="N", help="rows to print (default 50)")
+    catalog_option(query)
+    query.set_defaults(handler=_catalog_query)
     return parser
 
 
@@ -188,6 +225,81 @@ def _schema(args) -> int:
     from pipelines.spec.model import spec_json_schema
 
     print(json.dumps(spec_json_schema(), indent=2))
+    return 0
+
+
+def _ingest(args) -> int:
+    import yaml
+
+    from nodes.errors import SpecError
+    from pipelines.ingest import ingest_files, ingest_spec
+
+    quick_only = [f"--{name}" for name in ("venue", "symbol") if getattr(args, name) is not None]
+    quick_only += ["--option"] * bool(args.options) + ["--max-bad-rate"] * (args.max_bad_rate != 0.0)
+    try:
+        if args.format is None:
+            if len(args.inputs) != 1 or quick_only:
+                extra = f"{', '.join(quick_only)} need" if quick_only else f"{len(args.inputs)} inputs need"
+                print(f"error: {extra} --format; without it, give one ingest spec", file=sys.stderr)
+                return 2
+            result = ingest_spec(args.inputs[0], catalog=args.catalog, sets=args.sets)
+        else:
+            if args.sets:
+                print("error: --set applies to an ingest spec, not to --format files", file=sys.stderr)
+                return 2
+            options = {}
+            for item in args.options:
+                key, sep, value = item.partition("=")
+                if not sep or not key.strip():
+                    raise SpecError.at(None, f"--option {item!r}: expected KEY=VALUE")
+                options[key.strip()] = yaml.safe_load(value) if value.strip() else ""
+            result = ingest_files(args.catalog, args.format, args.inputs, venue=args.venue, symbol=args.symbol,
+                                  options=options, max_bad_record_rate=args.max_bad_rate)
+    except TickloomError as error:
+        for note in getattr(error, "__notes__", []):
+            print(note, file=sys.stderr)
+        raise
+    for warning in result.warnings:
+        print(f"warning: {warning}", file=sys.stderr)
+    spec = result.spec_name + (f"  spec {result.spec_hash[:12]}" if result.spec_hash else "")
+    rows = ", ".join(f"{n:,} {schema}" for schema, n in sorted(result.rows.items())) or "no rows"
+    outcomes = ", ".join(f"{n:,} {what}" for what, n in sorted(result.outcomes().items())) or "none"
+    print(f"ingest run {result.run_id} succeeded  ({spec})")
+    print(f"  {len(result.inputs)} input(s) → {rows}; partitions: {outcomes}; {result.seconds:.2f} s")
+    print(f"  catalog {result.catalog.resolve()}")
+    return 0
+
+
+def _open_catalog(root):
+    from nodes.catalog import Catalog, CatalogError
+
+    catalog = Catalog(root)
+    if not catalog.root.is_dir():
+        raise CatalogError(f"no catalog at {catalog.root} (give --catalog DIR or set TICKLOOM_CATALOG)")
+    return catalog
+
+
+def _catalog_ls(args) -> int:
+    import polars as pl
+
+    catalog = _open_catalog(args.catalog)
+    listing = catalog.ls()
+    if listing.is_empty():
+        print(f"catalog {catalog.root} has no partitions yet")
+        return 0
+    with pl.Config(tbl_rows=-1, tbl_cols=-1, tbl_width_chars=200, tbl_hide_dataframe_shape=True,
+                   tbl_hide_column_data_types=True, fmt_str_lengths=60):
+        print(listing)
+    print(f"{listing.height} series, {listing['rows'].sum():,} rows in {listing['dates'].sum():,} partitions under {catalog.root}")
+    return 0
+
+
+def _catalog_query(args) -> int:
+    import polars as pl
+
+    frame = _open_catalog(args.catalog).query(args.sql)
+    with pl.Config(tbl_rows=args.rows, tbl_cols=-1, tbl_width_chars=200, fmt_str_lengths=80):
+        print(frame)
     return 0
 
 

@@ -46,6 +46,15 @@ class Op:
     kind: ClassVar[str] = "abstract"
 
     @classmethod
+    def specialize(cls, params: OpParams) -> "type[Op]":
+        """Return the op as configured by ``params``: itself, or a subclass whose ports depend on the params.
+
+        A DBN source's output ports depend on which schema it reads; it overrides this to return a subclass with
+        those ports. The loader calls it once per node after validating the params.
+        """
+        return cls
+
+    @classmethod
     def summary(cls) -> str:
         """The first line of the op's docstring."""
         return (cls.__doc__ or "").strip().splitlines()[0] if cls.__doc__ else ""
@@ -141,8 +150,11 @@ class SourceOp(Op):
     targets = frozenset({"cpu"})
 
     @classmethod
-    def instruments(cls, params: OpParams) -> list[str]:
-        """Return the instruments the source will emit, known before reading (the plan needs their count)."""
+    def instruments(cls, params: OpParams, base_dir: Path) -> list[str]:
+        """Return the instruments the source will emit, known before reading (the plan needs their count).
+
+        ``base_dir`` is the spec's folder, against which relative paths resolve.
+        """
         raise NotImplementedError  # every source declares its instruments
 
     @classmethod

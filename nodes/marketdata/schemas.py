@@ -56,6 +56,28 @@ SCHEMAS: dict[str, dict[str, pl.DataType]] = {
         "instrument_id": pl.Int64, "instrument_class": pl.String, "currency": pl.String,
         "tick_size": pl.Int64, "lot_size": pl.Int64, "multiplier": pl.Float64, "expiration": pl.Int64,
     },
+    # Databento's auction imbalance, venue statistics and trading status records; codes as DBN defines them
+    # (side coded like every side; stat_type/update_action/status codes are databento_dbn's enums).
+    "imbalance": {
+        **_EVENT,
+        "ref_price": pl.Int64, "auction_time": pl.Int64, "cont_book_clr_price": pl.Int64,
+        "auct_interest_clr_price": pl.Int64, "ssr_filling_price": pl.Int64, "ind_match_price": pl.Int64,
+        "upper_collar": pl.Int64, "lower_collar": pl.Int64,
+        "paired_qty": pl.Int64, "total_imbalance_qty": pl.Int64, "market_imbalance_qty": pl.Int64,
+        "unpaired_qty": pl.Int64,
+        "auction_type": pl.String, "side": pl.Int8, "auction_status": pl.UInt8, "freeze_status": pl.UInt8,
+        "num_extensions": pl.UInt8, "unpaired_side": pl.Int8, "significant_imbalance": pl.String,
+    },
+    "statistics": {
+        **_EVENT,
+        "stat_type": pl.UInt16, "price": pl.Int64, "quantity": pl.Int64, "ts_ref": pl.Int64,
+        "update_action": pl.UInt8, "stat_flags": pl.UInt8, "channel_id": pl.UInt16,
+    },
+    "status": {
+        **_EVENT,
+        "action": pl.UInt16, "reason": pl.UInt16, "trading_event": pl.UInt16,
+        "is_trading": pl.Boolean, "is_quoting": pl.Boolean, "is_short_sell_restricted": pl.Boolean,
+    },
 }
 
 

@@ -80,7 +80,7 @@ class BarsCsv(SourceOp):
     outputs = BAR_OUTPUTS
 
     @classmethod
-    def instruments(cls, params: BarsCsvParams) -> list[str]:
+    def instruments(cls, params: BarsCsvParams, base_dir: Path) -> list[str]:
         return params.instrument_list()
 
     @classmethod

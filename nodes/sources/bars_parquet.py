@@ -34,7 +34,7 @@ class BarsParquet(SourceOp):
     outputs = BAR_OUTPUTS
 
     @classmethod
-    def instruments(cls, params: BarsParquetParams) -> list[str]:
+    def instruments(cls, params: BarsParquetParams, base_dir: Path) -> list[str]:
         return params.instrument_list()
 
     @classmethod

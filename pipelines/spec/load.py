@@ -246,6 +246,8 @@ def _problem(error: dict, model_class, origins: dict, prefix: tuple) -> tuple[So
     if kind == "missing":
         return where, f"missing required key {field_name!r}" + (f" in {'.'.join(map(str, prefix + loc[:-1]))}" if prefix + loc[:-1] else "")
     dotted = ".".join(map(str, prefix + loc))
+    if kind == "value_error":
+        return where, f"{dotted}: {error['ctx']['error']}"  # our own validator's words, without pydantic's prefix
     given = error.get("input")
     shown = f" (got {given!r})" if not isinstance(given, (dict, list)) else ""
     return where, f"{dotted}: {error['msg']}{shown}"
@@ -342,6 +344,7 @@ def _validate_nodes(model: SpecModel, nodes_data: dict, origins: dict, registry:
             for loc, message in _problems(error, op.Params, origins, at + ("with",)):
                 problems.append((loc, f"{message} [op {op.name}]"))
             continue
+        op = op.specialize(params)
         place = node.place or model.defaults.place
         place_path = at + ("place",) if node.place else ("defaults", "place")
         if place not in KNOWN_TARGETS:
