@@ -71,7 +71,7 @@ def step_function(step: Callable, target: str) -> Callable:
         return step
     if target == "numba":
         if step not in _jitted:
-            jitted = numba.njit(inline="always")(step)
+            jitted = numba.njit(inline="always", error_model="numpy")(step)
             example_args = getattr(step, EXAMPLE_ARGS_ATTRIBUTE, None)
             if example_args is not None:
                 try:
@@ -161,6 +161,6 @@ def compile_segment(source: str, entry: str, namespace: dict, target: str, depen
     module.__dict__.update(namespace)
     sys.modules[module_name] = module
     spec.loader.exec_module(module)
-    function = numba.njit(cache=True)(getattr(module, entry))
+    function = numba.njit(cache=True, error_model="numpy")(getattr(module, entry))
     setattr(module, entry, function)
     return function

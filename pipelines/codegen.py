@@ -98,7 +98,10 @@ def generate_segment(plan: Plan, segment: Segment) -> SegmentCode:
             for j in range(_state_size(plan, node_id)):
                 arg(f"S_{node_name}_{j}", "state_array", node_id, j)
     produced = [(n, p) for n in segment.nodes for p in g.nodes[n].op.outputs]
-    for node_id, port in produced:
+    # a source's values are held like a node's: read when its own event arrives, kept (also across chunks)
+    # for nodes that read them as of later events of other sources
+    held = produced + [(s, p) for s, ports in source_reads.items() for p in ports]
+    for node_id, port in held:
         arg(f"v0_{ident(plan, node_id)}_{port}", "held_value", node_id, port)
     recorded = [(n, p) for n in segment.nodes if n in plan.recorded for p in g.nodes[n].op.outputs]
     for node_id, port in recorded:
@@ -107,21 +110,23 @@ def generate_segment(plan: Plan, segment: Segment) -> SegmentCode:
         arg(f"xout_{ident(plan, node_id)}_{port}", "transfer_out", node_id, port)
 
     lines = [f"def {code.entry}({', '.join(name for name, _, _ in code.arguments)}):"]
-    for node_id, port in produced:
+    for node_id, port in held:
         lines.append(f"    v_{ident(plan, node_id)}_{port} = v0_{ident(plan, node_id)}_{port}")
     for node_id, port in segment.reads:
         lines.append(f"    v_{ident(plan, node_id)}_{port} = xin_{ident(plan, node_id)}_{port}[0]")
     lines.append("    for i in range(n):")
     inner = ["k = key[i]"] if ("key" in needs or plan.held) else []
     inner += ["sid = src[i]", "r = row[i]"] if many_sources else ["r = i"]
+    for source_id, ports in source_reads.items():
+        loads = [f"v_{ident(plan, source_id)}_{p} = col_{ident(plan, source_id)}_{p}[r]" for p in ports]
+        if many_sources:
+            inner.append(f"if sid == {_source_index(plan, source_id)}:")
+            loads = ["    " + line for line in loads]
+        inner += loads
     inner += body_top
     groups = _group_by_condition(plan, segment)
     for condition, node_ids in groups:
         block: list[str] = []
-        for source_id, ports in source_reads.items():
-            if condition is None or _source_index(plan, source_id) in condition:
-                if any(source_id in g.nodes[n].sources for n in node_ids):
-                    block += [f"v_{ident(plan, source_id)}_{p} = col_{ident(plan, source_id)}_{p}[r]" for p in ports]
         for node_id in node_ids:
             block += _node_lines(plan, node_id, code, recorded)
         if condition is None or not many_sources:
@@ -138,7 +143,7 @@ def generate_segment(plan: Plan, segment: Segment) -> SegmentCode:
         if node_is_threaded(plan, node_id):
             returned.append(f"s_{ident(plan, node_id)}")
             code.returns.append(("state", (node_id,)))
-    for node_id, port in produced:
+    for node_id, port in held:
         returned.append(f"v_{ident(plan, node_id)}_{port}")
         code.returns.append(("held_value", (node_id, port)))
     lines.append(f"    return ({', '.join(returned)}{',' if len(returned) == 1 else ''})")

@@ -34,6 +34,7 @@ class GraphNode:
     id: str
     definition: object  # pipelines.spec.load.NodeDefinition
     args: list[PortRef] = field(default_factory=list)
+    arg_inputs: list[str] = field(default_factory=list)  # the op input each arg belongs to (parallel to args)
     tables: dict[str, str] = field(default_factory=dict)  # table ops: input name → producer node
     sources: frozenset[str] = frozenset()  # source nodes whose events make this node fire
 
@@ -145,6 +146,7 @@ def _bind(node: GraphNode, input_name: str, ref: str, path: tuple, nodes: dict, 
             return [(where, f"wrong port type: input {input_name!r} of {op.name} expects {expected}; node {producer_id!r} "
                             f"({producer.op.name}) lacks {', '.join(f'{f}: {t}' for f, t in missing)}")]
         node.args.extend(PortRef(producer_id, f, delayed) for f, _ in expected.fields)
+        node.arg_inputs.extend(input_name for _ in expected.fields)
         return []
     if port is None:
         if len(outputs) != 1:
@@ -155,6 +157,7 @@ def _bind(node: GraphNode, input_name: str, ref: str, path: tuple, nodes: dict, 
     if outputs[port] != expected:
         return [(where, f"wrong port type: input {input_name!r} of {op.name} expects {expected}, {producer_id}.{port} is {outputs[port]}")]
     node.args.append(PortRef(producer_id, port, delayed))
+    node.arg_inputs.append(input_name)
     return []
 
 
@@ -203,12 +206,22 @@ def _find_cycle(waiting: dict[str, set[str]]) -> list[str]:
 
 
 def _assign_sources(nodes: dict[str, GraphNode], order: list[str], spec) -> None:
+    """A node fires on the events of the sources behind its triggering inputs (all inputs unless the op says).
+
+    A venue declares ``triggers = ("market",)``: it steps on its market's events only, and reads its other
+    inputs as of that moment, so a signal computed from another instrument never makes it trade that one.
+    """
     for node_id in order:
         node = nodes[node_id]
         if node.op.kind == "source":
             node.sources = frozenset({node_id})
             continue
-        node.sources = frozenset().union(*(nodes[d].sources for d in _dependencies(node))) if _dependencies(node) else frozenset()
+        triggers = getattr(node.op, "triggers", None)
+        drivers = [
+            a.node for a, name in zip(node.args, node.arg_inputs)
+            if not a.delayed and (triggers is None or name in triggers)
+        ] + list(node.tables.values())
+        node.sources = frozenset().union(*(nodes[d].sources for d in drivers)) if drivers else frozenset()
         if not node.sources:
             raise GraphError.at(spec.where("nodes", node_id, "in"),
                                 f"node {node_id!r} reads only prev(...) inputs, so no event would ever make it run")
@@ -223,9 +236,9 @@ def _check_as_of_reads(nodes: dict[str, GraphNode], source_instruments: dict[str
     for node in nodes.values():
         for arg in node.args:
             producer = nodes[arg.node]
-            if arg.delayed or producer.sources >= node.sources or producer.op.kind != "stream":
+            if arg.delayed or producer.sources >= node.sources or producer.op.kind == "table":
                 continue
-            if producer.op.scope_of(arg.port) is Scope.ACCOUNT:
+            if producer.op.kind == "stream" and producer.op.scope_of(arg.port) is Scope.ACCOUNT:
                 continue
             count = sum(len(source_instruments[s]) for s in producer.sources)
             if count > 1:

@@ -4,6 +4,9 @@ Sources yield columnar chunks; ``merge_chunks`` orders events across sources by 
 declaration order, then row order). Each chunk goes through the segments in order; state and held values
 carry over from chunk to chunk, so results do not depend on the chunk size. Memory for the stream pass is
 bounded by the chunk size; recorded outputs (what the run returns) grow with the events of recorded nodes.
+
+A ``TimeWindow`` (``pipelines/time_window.py``) restricts the replay to a slice of time, with warm-up events
+before it; events after the window never reach a node.
 """
 
 import time
@@ -26,6 +29,7 @@ from pipelines.codegen import (
     node_is_threaded,
 )
 from pipelines.plan import Plan, Segment
+from pipelines.time_window import TimeWindow, account_nodes
 
 
 @dataclass
@@ -38,6 +42,7 @@ class ReplayResult:
     events: int
     seconds: float
     summaries: dict[str, object] = field(default_factory=dict)
+    warmup_events: int = 0  # events that only warmed nodes up before the window (not in ``events``)
 
 
 class _BoundSegment:
@@ -58,8 +63,22 @@ class _BoundSegment:
         self.constants = {n: node_constants(plan, n) for n in segment.nodes}
         self.states = {n: initial_state(plan, n) for n in segment.nodes if node_is_threaded(plan, n)}
         self.state_arrays = {n: keyed_state_arrays(plan, n) for n in segment.nodes if not node_is_threaded(plan, n)}
-        self.values = {(n, p): initial_value(plan, n, p) for n in segment.nodes for p in graph.nodes[n].op.outputs}
+        self.values = {
+            detail: initial_value(plan, *detail) for _, kind, detail in self.code.arguments if kind == "held_value"
+        }
         self.holds = holds
+
+    def reset(self, node_ids: set[str]) -> None:
+        """Put these nodes back to their initial state and held values (the account opening at a window)."""
+        for node_id in node_ids.intersection(self.segment.nodes):
+            if node_id in self.states:
+                self.states[node_id] = initial_state(self.plan, node_id)
+            else:
+                self.state_arrays[node_id] = keyed_state_arrays(self.plan, node_id)
+            for port in self.plan.graph.nodes[node_id].op.outputs:
+                self.values[(node_id, port)] = initial_value(self.plan, node_id, port)
+                if (node_id, port) in self.holds:
+                    self.holds[(node_id, port)][:] = initial_value(self.plan, node_id, port)
 
     def run(self, batch: "_Batch", start: int, stop: int) -> None:
         args = [self._argument(kind, detail, batch, start, stop) for _, kind, detail in self.code.arguments]
@@ -140,8 +159,10 @@ class _Batch:
         return self.records[detail]
 
 
-def replay(plan: Plan, base_dir: Path | None = None) -> ReplayResult:
+def replay(plan: Plan, base_dir: Path | None = None, window: TimeWindow | None = None) -> ReplayResult:
     """Run ``plan`` over its sources' history and return the recorded outputs and table results.
+
+    ``window`` keeps only the events of a time window, warmed up as ``pipelines/time_window.py`` describes.
 
     Raises:
         DataQualityError: a source found bad data (named with file and line).
@@ -164,9 +185,17 @@ def replay(plan: Plan, base_dir: Path | None = None) -> ReplayResult:
         ]
     chunk_events = plan.spec.model.defaults.chunk_events
     recorded_parts: dict[str, list[pl.DataFrame]] = {n: [] for n in plan.recorded}
-    events = 0
+    events = warmup_events = 0
     many_sources = len(graph.sources) > 1
-    for merged in merge_chunks([r.chunks(chunk_events) for r in readers], columns):
+    merged_batches = merge_chunks([r.chunks(chunk_events) for r in readers], columns)
+    window_batches = window.cut(merged_batches) if window is not None else ((m, False) for m in merged_batches)
+    opened = window is None or window.warmup_start_ns is None
+    for merged, warming_up in window_batches:
+        if not warming_up and not opened:
+            reset = set(account_nodes(graph))
+            for segment in segments:
+                segment.reset(reset)
+            opened = True
         batch = _Batch(merged, key_maps, many_sources)
         if plan.interleaved:
             for i in range(batch.n):
@@ -175,6 +204,9 @@ def replay(plan: Plan, base_dir: Path | None = None) -> ReplayResult:
         else:
             for segment in segments:
                 segment.run(batch, 0, batch.n)
+        if warming_up:
+            warmup_events += batch.n
+            continue
         for node_id in plan.recorded:
             recorded_parts[node_id].append(_recorded_frame(plan, node_id, batch, source_index))
         events += batch.n
@@ -186,7 +218,7 @@ def replay(plan: Plan, base_dir: Path | None = None) -> ReplayResult:
         for n in plan.recorded
         if hasattr(graph.nodes[n].op, "summarize")
     }
-    return ReplayResult(plan, recorded, tables, events, time.perf_counter() - started, summaries)
+    return ReplayResult(plan, recorded, tables, events, time.perf_counter() - started, summaries, warmup_events)
 
 
 def _hold_arrays(plan: Plan) -> dict:

@@ -47,6 +47,8 @@ class BarVenue(StreamOp):
     Params = BarVenueParams
     keyed = False
     context = ("key",)
+    # steps on its market's bars only: a target computed from other instruments is read as of that bar
+    triggers = ("market",)
     inputs = {"market": BAR, "target": F64}
     outputs = {
         "equity": F64,

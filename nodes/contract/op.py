@@ -96,6 +96,8 @@ class StreamOp(Op):
     context: ClassVar[tuple[str, ...]] = ()
     # Scope of each output of an unkeyed op; outputs of a keyed op are always per key.
     output_scopes: ClassVar[dict[str, Scope]] = {}
+    # Inputs whose events make the node run; None: all of them. The others are read as of that moment.
+    triggers: ClassVar[tuple[str, ...] | None] = None
 
     @staticmethod
     def constants(params: OpParams) -> tuple:

@@ -51,7 +51,8 @@ class UlcerIndex(StreamOp):
         if t < n - 1:
             return (t + 1, head, size, n_dd, pos, values, events, squares), np.nan
         highest = values[head]
-        drawdown = 100.0 * (x - highest) / highest
+        # a rolling high of 0 (a price series at zero) has no percentage drawdown: NaN on every placement
+        drawdown = 100.0 * (x - highest) / highest if highest != 0.0 else np.nan
         squares[pos] = drawdown * drawdown
         pos += 1
         if pos == n:

@@ -16,11 +16,16 @@ class CrossoverParams(OpParams):
 
 
 class Crossover(StreamOp):
-    """Desired side from two series: +1 when ``fast`` is above ``slow``, -1 (or 0) when below.
+    """Want long when ``fast`` is above ``slow`` and short (or flat) when below: the moving-average cross.
 
     In ``cross`` mode a side is emitted only on the event where ``fast`` crosses ``slow`` (previous difference
     strictly below zero and current strictly above, as backtesting.py's ``crossover``), NaN meaning "no
     change" otherwise. In ``state`` mode the side is emitted on every event once both inputs are valid.
+
+    Warm-up and NaN: NaN while either input is NaN (the state does not change); in ``cross`` mode the first
+    side comes with the first cross after both inputs are valid; ``fast == slow`` emits NaN.
+
+    FPGA: yes — a subtractor, a sign register and two comparators.
 
     Example::
 

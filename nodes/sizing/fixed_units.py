@@ -10,7 +10,11 @@ class FixedUnitsParams(OpParams):
 
 
 class FixedUnits(StreamOp):
-    """Target position = side × units; a NaN side (no signal) keeps the current position.
+    """Size the side as a fixed number of units: target = side × units.
+
+    A NaN side (no signal) keeps the current position (NaN target); no warm-up.
+
+    FPGA: yes — one constant multiply.
 
     Example::
 

@@ -5,6 +5,7 @@ import math
 from pydantic import Field
 
 from nodes.contract import F64, OpParams, StreamOp
+from nodes.sizing._lots import whole_lots
 
 
 class FractionOfEquityParams(OpParams):
@@ -13,10 +14,12 @@ class FractionOfEquityParams(OpParams):
 
 
 class FractionOfEquity(StreamOp):
-    """Target position = side × fraction × equity / price, truncated toward zero to whole lots.
+    """Size the side as a fraction of equity: side × fraction × equity / price, truncated toward zero to lots.
 
     The price is the one the decision sees (normally the bar's close); with next-open fills the order may cost
     a little more or less than planned, as in every bar backtester. A NaN side keeps the current position.
+
+    FPGA: partly — a divide per event (reciprocal LUT or an iterative divider) and a truncation.
 
     Example::
 
@@ -38,4 +41,4 @@ class FractionOfEquity(StreamOp):
         fraction, lot = c
         if side != side or not price > 0.0 or equity != equity:
             return s, math.nan
-        return s, math.trunc(side * fraction * equity / (price * lot)) * lot
+        return s, whole_lots(side * fraction * equity / price, lot)

@@ -5,6 +5,7 @@ import math
 from pydantic import Field
 
 from nodes.contract import F64, OpParams, StreamOp
+from nodes.sizing._lots import whole_lots
 
 
 class TargetWeightsParams(OpParams):
@@ -12,11 +13,13 @@ class TargetWeightsParams(OpParams):
 
 
 class TargetWeights(StreamOp):
-    """Target position = weight × equity / price, truncated toward zero to whole lots.
+    """Turn a weight of equity into a position: weight × equity / price, truncated toward zero to whole lots.
 
     ``weight`` is the instrument's desired share of equity (negative for short); weights of all instruments
     together set the portfolio. ``equity`` is normally the venue's equity one event back:
     ``equity: prev(sim.equity)``. A NaN weight keeps the current position.
+
+    FPGA: partly — a divide per event (reciprocal LUT or an iterative divider) and a truncation.
 
     Example::
 
@@ -37,4 +40,4 @@ class TargetWeights(StreamOp):
         lot = c[0]
         if weight != weight or not price > 0.0 or equity != equity:
             return s, math.nan
-        return s, math.trunc(weight * equity / (price * lot)) * lot
+        return s, whole_lots(weight * equity / price, lot)
