@@ -76,7 +76,8 @@ class _BoundSegment:
             else:
                 self.state_arrays[node_id] = keyed_state_arrays(self.plan, node_id)
             for port in self.plan.graph.nodes[node_id].op.outputs:
-                self.values[(node_id, port)] = initial_value(self.plan, node_id, port)
+                if (node_id, port) in self.values:
+                    self.values[(node_id, port)] = initial_value(self.plan, node_id, port)
                 if (node_id, port) in self.holds:
                     self.holds[(node_id, port)][:] = initial_value(self.plan, node_id, port)
 
@@ -159,10 +160,14 @@ class _Batch:
         return self.records[detail]
 
 
-def replay(plan: Plan, base_dir: Path | None = None, window: TimeWindow | None = None) -> ReplayResult:
+def replay(
+    plan: Plan, base_dir: Path | None = None, window: TimeWindow | None = None, summarize: bool = True
+) -> ReplayResult:
     """Run ``plan`` over its sources' history and return the recorded outputs and table results.
 
     ``window`` keeps only the events of a time window, warmed up as ``pipelines/time_window.py`` describes.
+    ``summarize`` also derives what ops summarize from their records (a venue's trades and stats); a
+    benchmark of the stream pass alone turns it off.
 
     Raises:
         DataQualityError: a source found bad data (named with file and line).
@@ -216,7 +221,7 @@ def replay(plan: Plan, base_dir: Path | None = None, window: TimeWindow | None =
     summaries = {
         n: graph.nodes[n].op.summarize(graph.nodes[n].definition.params, recorded[n])
         for n in plan.recorded
-        if hasattr(graph.nodes[n].op, "summarize")
+        if summarize and hasattr(graph.nodes[n].op, "summarize")
     }
     return ReplayResult(plan, recorded, tables, events, time.perf_counter() - started, summaries, warmup_events)
 

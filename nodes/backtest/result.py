@@ -33,13 +33,14 @@ def summarize_bar_backtest(params, recorded: pl.DataFrame) -> BacktestResult:
         slippage_bps=params.slippage_bps,
     )
     # several instruments share a timestamp: the account is known after the last of them
+    last_at_time = pl.col("ts_recv") != pl.col("ts_recv").shift(-1).fill_null(-1)
     equity = (
-        recorded.group_by("ts_recv", maintain_order=True)
-        .agg(pl.col("equity").last(), pl.col("cash").last())
-        .rename({"ts_recv": "ts"})
+        recorded.select(
+            pl.col("ts_recv").alias("ts"), "equity", "cash", _exposed().alias("exposed"), last_at_time.alias("last")
+        )
+        .filter("last")
+        .drop("last")
     )
-    exposure = _exposure(recorded)
-    equity = equity.join(exposure, on="ts", how="left", maintain_order="left")
     if end_cost and equity.height:
         last = equity.height - 1
         equity = equity.with_columns(
@@ -50,17 +51,12 @@ def summarize_bar_backtest(params, recorded: pl.DataFrame) -> BacktestResult:
     return BacktestResult(trades, equity, stats)
 
 
-def _exposure(recorded: pl.DataFrame) -> pl.DataFrame:
-    """Whether any position is open after each timestamp (for Exposure Time)."""
-    positions = recorded.select("ts_recv", "instrument", "position")
-    wide = (
-        positions.with_columns((pl.col("position") != 0).alias("open"))
-        .group_by("ts_recv", "instrument", maintain_order=True).agg(pl.col("open").last())
-    )
-    # carry each instrument's last state forward in time, then any() across instruments
-    instruments = wide["instrument"].unique(maintain_order=True).to_list()
-    if len(instruments) == 1:
-        return wide.select(pl.col("ts_recv").alias("ts"), pl.col("open").alias("exposed"))
-    pivot = wide.pivot(on="instrument", index="ts_recv", values="open").sort("ts_recv")
-    pivot = pivot.with_columns([pl.col(i).forward_fill().fill_null(False) for i in instruments])
-    return pivot.select(pl.col("ts_recv").alias("ts"), pl.any_horizontal(instruments).alias("exposed"))
+def _exposed() -> pl.Expr:
+    """Whether any position is open after each event (for Exposure Time), without grouping.
+
+    Per instrument, the open/closed flag changes by +1 or -1; their running sum over all events is the number
+    of instruments with a position.
+    """
+    is_open = (pl.col("position") != 0).cast(pl.Int64)
+    change = is_open - is_open.shift(1).over("instrument").fill_null(0)
+    return change.cum_sum() > 0
