@@ -119,7 +119,10 @@ def compile_plan(spec: LoadedSpec, record: list[str] | None = None) -> Plan:
     tables = [n for n in graph.order if graph.nodes[n].op.kind == "table"]
     recorded = [n for n in stream if not graph.consumers(n)]
     for table in tables:
-        recorded.extend(p for p in graph.nodes[table].tables.values() if p not in recorded)
+        # a table op reading another table op gets that op's result, not a recording
+        recorded.extend(
+            p for p in graph.nodes[table].tables.values() if p not in recorded and graph.nodes[p].op.kind != "table"
+        )
     for node_id in record or []:
         if node_id not in graph.nodes:
             raise KeyError(f"cannot record {node_id!r}: no such node")
