@@ -21,6 +21,11 @@ combined (sorted by ``ts_recv``); the same file listed twice is refused, since i
 An ingest spec (``kind: ingest``) holds ``ingest.files`` nodes only; each names a format, its input paths
 (relative to the spec, globs allowed), venue/symbol when the files do not carry them, the format's options
 and ``max_bad_record_rate``. See ``specs/ingest/sample_bars.yaml``.
+
+A run can be narrowed, as the orchestrator does (``pipelines/dagster``): ``nodes`` runs some nodes of a spec,
+``files`` replaces one node's inputs (the files a sensor saw land), and ``start``/``end`` write only the rows
+whose ``ts_recv`` falls in ``[start, end)``, so a daily partition run replaces exactly its days and leaves the
+others alone (every input is still decoded whole: a file does not say which days it holds before it is read).
 """
 
 import datetime as dt
@@ -38,6 +43,7 @@ from nodes.catalog.ingest_files import IngestFiles
 from nodes.catalog.layout import as_layout
 from nodes.catalog.lock import catalog_lock
 from nodes.catalog.metadata import MetadataStore
+from nodes.catalog.reader import to_ns
 from nodes.catalog.writer import DEFAULT_BUFFER_ROWS, PartitionWrite, PartitionWriter, new_run_id
 from nodes.errors import DataQualityError, SourceLocation, SpecError
 from nodes.marketdata.schemas import conform
@@ -72,6 +78,7 @@ class IngestResult:
     reports: list[dict]
     seconds: float
     warnings: list[str] = field(default_factory=list)
+    outside_range: dict[str, int] = field(default_factory=dict)  # rows decoded but not written: outside [start, end)
 
     def outcomes(self) -> dict[str, int]:
         """How many partitions were new, replaced or unchanged."""
@@ -126,35 +133,76 @@ def ingest_spec(
     sets: list[str] | None = None,
     buffer_rows: int = DEFAULT_BUFFER_ROWS,
     durable: bool = True,
+    nodes: list[str] | None = None,
+    files: list[str | Path] | None = None,
+    start: dt.date | dt.datetime | None = None,
+    end: dt.date | dt.datetime | None = None,
 ) -> IngestResult:
     """Run the ingest spec at ``spec_path`` into the catalog; recorded with the spec's name and hash.
 
-    ``sets`` are ``name=value`` param overrides, as for every spec.
+    ``sets`` are ``name=value`` param overrides, as for every spec. ``nodes`` runs only these nodes (default:
+    all). ``files`` decodes these files instead of the node's ``paths`` (exactly one node must be selected;
+    relative files resolve against the current folder). ``start``/``end`` (a date is midnight UTC, a naive
+    datetime is UTC; ``end`` exclusive) keep only rows with ``start <= ts_recv < end``; the rest are counted
+    in ``IngestResult.outside_range``.
 
     Raises:
-        SpecError: the spec is invalid, is not ``kind: ingest`` or has nodes other than ``ingest.files``.
+        SpecError: the spec is invalid, is not ``kind: ingest``, has nodes other than ``ingest.files``, or
+            ``nodes``/``files`` do not fit it.
         DataQualityError: an input is missing or bad, or above its node's threshold (run recorded failed).
         CatalogError: another ingest is writing the catalog.
     """
     spec = load_spec(spec_path, sets=sets)
     if spec.model.kind != "ingest":
         raise SpecError.at(spec.where("kind"), f"kind is {spec.model.kind!r}; `tickloom ingest` runs specs of kind: ingest")
+    selected = _select_nodes(spec, nodes, files)
     problems, jobs = [], []
     for node in spec.nodes.values():
         if not issubclass(node.op, IngestFiles):
             problems.append((spec.where("nodes", node.id, "op"), f"node {node.id!r}: op {node.op.name} cannot run in an "
                              f"ingest spec; its nodes are {IngestFiles.name} nodes"))
             continue
+        if node.id not in selected:
+            continue
         params = node.params
         options = params.decoder_options()
-        for path in params.files(spec.path.parent):
+        inputs = [Path(f) for f in files] if files is not None else params.files(spec.path.parent)
+        for path in inputs:
             jobs.append(IngestJob(path.resolve(), params.format, options, params.max_bad_record_rate, node.id))
     if problems:
         raise SpecError(problems)
     _refuse_duplicates(jobs, lambda job: spec.where("nodes", job.node, "with", "paths"))
-    result = _run(catalog, jobs, spec.name, spec.spec_hash, buffer_rows, durable)
+    window = _time_window(start, end)
+    result = _run(catalog, jobs, spec.name, spec.spec_hash, buffer_rows, durable, window)
     result.warnings = list(spec.warnings)
     return result
+
+
+def _select_nodes(spec, nodes: list[str] | None, files: list | None) -> set[str]:
+    if nodes is None:
+        selected = set(spec.nodes)
+    else:
+        unknown = [n for n in nodes if n not in spec.nodes]
+        if unknown:
+            raise SpecError.at(spec.where("nodes"), f"no node {', '.join(map(repr, unknown))} in spec {spec.name!r}; "
+                               f"its nodes are {', '.join(spec.nodes)}")
+        selected = set(nodes)
+    if files is not None:
+        if len(selected) != 1:
+            raise SpecError.at(_COMMAND_LINE, f"files replace the inputs of one node; {len(selected)} nodes are selected")
+        if not files:
+            raise SpecError.at(_COMMAND_LINE, "no input files given")
+    return selected
+
+
+def _time_window(start, end) -> tuple[int | None, int | None] | None:
+    if start is None and end is None:
+        return None
+    start_ns = None if start is None else to_ns(start, "start")
+    end_ns = None if end is None else to_ns(end, "end")
+    if start_ns is not None and end_ns is not None and end_ns <= start_ns:
+        raise SpecError.at(_COMMAND_LINE, f"end {end} is not after start {start}")
+    return start_ns, end_ns
 
 
 def _refuse_duplicates(jobs: list[IngestJob], where) -> None:
@@ -167,12 +215,13 @@ def _refuse_duplicates(jobs: list[IngestJob], where) -> None:
         seen[key] = job
 
 
-def _run(catalog, jobs: list[IngestJob], spec_name: str, spec_hash: str | None, buffer_rows: int, durable: bool) -> IngestResult:
+def _run(catalog, jobs: list[IngestJob], spec_name: str, spec_hash: str | None, buffer_rows: int, durable: bool,
+         window: tuple[int | None, int | None] | None = None) -> IngestResult:
     layout = as_layout(catalog)
     store = MetadataStore(layout)
     run_id = new_run_id()
     clock = time.perf_counter()
-    run = _RunRecord(run_id)
+    run = _RunRecord(run_id, window=window)
     writer = PartitionWriter(layout, run_id, buffer_rows=buffer_rows, durable=durable)
     with catalog_lock(layout):
         store.begin_run(run_id, spec_name, spec_hash, _utc_now())
@@ -189,7 +238,8 @@ def _run(catalog, jobs: list[IngestJob], spec_name: str, spec_hash: str | None, 
             _record_failure(store, run, clock, error)
             raise
     return IngestResult(run_id, layout.root, spec_name, spec_hash, run.inputs, dict(run.rows), run.partitions,
-                        [r["report"] for r in run.reports], time.perf_counter() - clock)
+                        [r["report"] for r in run.reports], time.perf_counter() - clock,
+                        outside_range=dict(run.outside_range))
 
 
 @dataclass
@@ -197,8 +247,10 @@ class _RunRecord:
     """What a run has done so far: recorded whether it succeeds or fails."""
 
     run_id: str
+    window: tuple[int | None, int | None] | None = None  # [start, end) in ns; rows outside it are not written
     inputs: list[dict] = field(default_factory=list)
     rows: Counter = field(default_factory=Counter)
+    outside_range: Counter = field(default_factory=Counter)
     partitions: list[PartitionWrite] = field(default_factory=list)
     reports: list[dict] = field(default_factory=list)
     definitions: list[pl.DataFrame] = field(default_factory=list)
@@ -214,6 +266,10 @@ class _RunRecord:
 def _decode(job: IngestJob, writer: PartitionWriter, run: _RunRecord) -> None:
     frames, report = get_decoder(job.format)(job.path, job.options)
     for schema, frame in frames:
+        if run.window is not None:
+            kept = _in_window(frame, run.window)
+            run.outside_range[schema] += frame.height - kept.height
+            frame = kept
         written = writer.write(schema, frame)
         run.rows[schema] += written
         if schema == "definitions" and written:
@@ -228,6 +284,16 @@ def _decode(job: IngestJob, writer: PartitionWriter, run: _RunRecord) -> None:
             f"{job.path}: {bad} bad record(s) of {records} ({rate:.4%}) is above max_bad_record_rate "
             f"{job.max_bad_record_rate:.4%}{node}; no partition was written (the report is in quality_reports)"
         )
+
+
+def _in_window(frame: pl.DataFrame, window: tuple[int | None, int | None]) -> pl.DataFrame:
+    start, end = window
+    keep = pl.lit(True)
+    if start is not None:
+        keep = keep & (pl.col("ts_recv") >= start)
+    if end is not None:
+        keep = keep & (pl.col("ts_recv") < end)
+    return frame.filter(keep)
 
 
 def _concat(frames: list[pl.DataFrame]) -> pl.DataFrame | None:

@@ -12,11 +12,13 @@ from pathlib import Path
 
 import polars as pl
 
+from nodes.backtest.html_report import write_run_report
 from nodes.backtest.report import write_report_png
 from nodes.backtest.result import BacktestResult
 from pipelines.plan import Plan, compile_plan
 from pipelines.replay import ReplayResult, replay
 from pipelines.spec import LoadedSpec, load_spec
+from pipelines.time_window import TimeWindow
 
 
 @dataclass
@@ -29,6 +31,7 @@ class RunOutput:
     backtest: BacktestResult | None
     out_dir: Path | None
     files: list[Path] = field(default_factory=list)
+    window: TimeWindow | None = None
 
 
 def run_spec(
@@ -38,12 +41,15 @@ def run_spec(
     out_dir: str | Path | None = None,
     record: list[str] | None = None,
     write: bool = True,
+    window: TimeWindow | None = None,
 ) -> RunOutput:
     """Backtest (or replay) the spec at ``path`` and write its outputs.
 
     ``out_dir`` defaults to ``runs/<name>-<UTC time>-<hash>`` under the current folder. Files written: for a
     backtest ``stats.json``, ``trades.parquet``, ``equity.parquet`` and ``report.png``; for every recorded
-    node ``<node>.parquet``; always ``spec.json`` (the resolved spec and its hash).
+    node ``<node>.parquet``; always ``spec.json`` (the resolved spec and its hash, and the window if any) and
+    ``report.html`` (self-contained, see ``nodes/backtest/html_report.py``). ``window`` runs only a slice of
+    time (``pipelines/time_window.py``).
 
     Raises:
         SpecError, GraphError: the spec is invalid.
@@ -51,10 +57,10 @@ def run_spec(
     """
     spec = load_spec(path, sets=sets, places=places)
     plan = compile_plan(spec, record=record)
-    result = replay(plan)
+    result = replay(plan, window=window)
     backtests = [s for s in result.summaries.values() if isinstance(s, BacktestResult)]
     backtest = backtests[0] if backtests else None
-    output = RunOutput(spec, plan, result, backtest, None)
+    output = RunOutput(spec, plan, result, backtest, None, window=window)
     if write:
         output.out_dir = Path(out_dir) if out_dir else default_run_dir(spec)
         output.files = write_run(output, output.out_dir)
@@ -70,7 +76,10 @@ def write_run(output: RunOutput, out_dir: Path) -> list[Path]:
     out_dir.mkdir(parents=True, exist_ok=True)
     files = []
     spec_file = out_dir / "spec.json"
-    spec_file.write_text(json.dumps({"spec_hash": output.spec.spec_hash, "resolved": output.spec.resolved()}, indent=2, default=str))
+    described = {"spec_hash": output.spec.spec_hash, "resolved": output.spec.resolved()}
+    if output.window is not None:
+        described["window"] = output.window.as_dict()
+    spec_file.write_text(json.dumps(described, indent=2, default=str))
     files.append(spec_file)
     for node_id, frame in output.replay.recorded.items():
         files.append(_parquet(frame, out_dir / f"{node_id}.parquet"))
@@ -86,6 +95,8 @@ def write_run(output: RunOutput, out_dir: Path) -> list[Path]:
         report = out_dir / "report.png"
         write_report_png(bt.equity, report, title=f"{output.spec.name}  ({output.spec.spec_hash[:12]})")
         files.append(report)
+    # rendered from the files just written, exactly as `tickloom report RUN_DIR` re-renders it
+    files += write_run_report(out_dir)
     return files
 
 

@@ -10,8 +10,20 @@
     tickloom ingest --format FORMAT FILE... [--venue V] [--symbol S] [--option k=v] [--max-bad-rate R] [--catalog DIR]
     tickloom catalog ls [--catalog DIR]
     tickloom catalog query "SQL" [--rows N] [--catalog DIR]
+    tickloom sweep SPEC --grid NAME=START:STOP:STEP|NAME=A,B,C... [--where EXPR] [--metric STAT] [--minimize]
+                   [--workers N] [--heatmap X,Y] [--top N] [--set k=v] [--place node=target] [--out DIR]
+    tickloom walkforward SPEC --grid ... --train BARS --test BARS [--step BARS] [--anchored] [--warmup BARS]
+                   [--where EXPR] [--metric STAT] [--minimize] [--workers N] [--set k=v] [--out DIR]
+    tickloom report RUN_DIR [--open]
+    tickloom ui [--port N] [--host H] [--specs DIR] [--catalog DIR] [--home DIR]
 
 The catalog is --catalog DIR, else $TICKLOOM_CATALOG, else ./catalog.
+
+``tickloom ui`` starts the Dagster UI and daemon (``dagster dev``) on the specs folder (default ./specs): every
+spec is assets, ingest nodes are partitioned with their checks, schedules and sensors. Open
+http://127.0.0.1:3000 (or --port). Dagster keeps its runs and event log in --home (default
+$TICKLOOM_DAGSTER_HOME, else ./.tickloom/dagster), where ``dagster.yaml`` (telemetry off, one catalog writer at a
+time) and ``workspace.yaml`` are written. Ctrl-C stops it.
 
 Exit status: 0 on success, 1 when a spec or data is wrong (the error says where), 2 on bad usage.
 """
@@ -108,6 +120,59 @@ def _parser() -> argparse.ArgumentParser:
     query.add_argument("--rows", type=int, default=50, metavar="N", help="rows to print (default 50)")
     catalog_option(query)
     query.set_defaults(handler=_catalog_query)
+
+    def search_options(p):
+        p.add_argument("spec", type=Path)
+        p.add_argument("--grid", action="append", default=[], required=True, metavar="NAME=VALUES",
+                       help="a param and its values: start:stop:step (stop included when reached) or a,b,c; repeat per param")
+        p.add_argument("--where", metavar="EXPR", help='keep only combinations where EXPR holds, e.g. "fast < slow"')
+        p.add_argument("--metric", default="Sharpe Ratio", metavar="STAT", help="statistic to rank by (default: Sharpe Ratio)")
+        p.add_argument("--minimize", action="store_true", help="lower metric is better (e.g. Volatility (Ann.) [%%])")
+        p.add_argument("--workers", type=int, metavar="N", help="local worker processes (default: one per CPU; 1 runs in this process)")
+        spec_options(p)
+        p.add_argument("--out", type=Path, help="output folder (default: a new folder under runs/)")
+
+    sweep = commands.add_parser(
+        "sweep", help="run every combination of a param grid and write them all as a table with a heatmap",
+        description="Each combination is a full run (as tickloom run --set ...). Writes sweep.parquet (every "
+        "combination: every param and every numeric statistic), sweep.json and heatmap.png, and prints the best rows.",
+    )
+    search_options(sweep)
+    sweep.add_argument("--heatmap", metavar="X,Y", help="the two swept params of the heatmap (default: the first two)")
+    sweep.add_argument("--top", type=int, default=10, metavar="N", help="rows to print, best first (default 10)")
+    sweep.set_defaults(handler=_sweep)
+
+    walkforward = commands.add_parser(
+        "walkforward", help="walk forward: per fold, choose params in sample and score them out of sample",
+        description="Windows are counted in bars (distinct event times). Per fold the grid is swept on the training "
+        "window, the best combination by --metric runs on the test window; out-of-sample results are chained and "
+        "their statistics computed separately. Each run gets --warmup bars (default: --train) before its window.",
+    )
+    search_options(walkforward)
+    walkforward.add_argument("--train", type=int, required=True, metavar="BARS", help="in-sample bars per fold")
+    walkforward.add_argument("--test", type=int, required=True, metavar="BARS", help="out-of-sample bars per fold")
+    walkforward.add_argument("--step", type=int, metavar="BARS", help="bars between fold starts (default and minimum: --test)")
+    walkforward.add_argument("--anchored", action="store_true", help="every training window starts at the first bar")
+    walkforward.add_argument("--warmup", type=int, metavar="BARS", help="bars fed before each window to warm indicators up (default: --train)")
+    walkforward.set_defaults(handler=_walkforward)
+
+    report = commands.add_parser("report", help="re-render a run's (or walk-forward's) report.html from its files, print its path")
+    report.add_argument("run_dir", type=Path, metavar="RUN_DIR")
+    report.add_argument("--open", action="store_true", help="also open the report in a browser")
+    report.set_defaults(handler=_report)
+
+    ui = commands.add_parser(
+        "ui", help="start the Dagster UI (dagster dev) with every spec as assets, schedules, sensors and checks",
+        description="Start `dagster dev` on the specs folder: ingest specs as daily-partitioned assets with checks, "
+        "schedules and sensors; strategy and research specs as assets with lineage from ingested data. Ctrl-C stops it.",
+    )
+    ui.add_argument("--port", type=int, default=3000, help="port of the web UI (default 3000)")
+    ui.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    ui.add_argument("--specs", type=Path, default=Path("specs"), metavar="DIR", help="specs folder (default ./specs)")
+    catalog_option(ui)
+    ui.add_argument("--home", type=Path, metavar="DIR",
+                    help="DAGSTER_HOME: runs and event log (default $TICKLOOM_DAGSTER_HOME, else ./.tickloom/dagster)")
+    ui.set_defaults(handler=_ui)
     return parser
 
 
@@ -126,6 +191,82 @@ def _run(args) -> int:
     if output.backtest is not None:
         print(format_stats_table(output.backtest.stats))
     print(f"\nwrote {output.out_dir}/: " + ", ".join(f.name for f in output.files))
+    return 0
+
+
+def _sweep(args) -> int:
+    import polars as pl
+
+    from pipelines.sweep import make_executor, run_sweep, write_sweep
+
+    heatmap = None
+    if args.heatmap:
+        heatmap = tuple(n.strip() for n in args.heatmap.split(","))
+        swept = [item.partition("=")[0].strip() for item in args.grid]
+        if len(heatmap) != 2 or not set(heatmap) <= set(swept):
+            print(f"error: --heatmap {args.heatmap!r}: expected two swept params X,Y (swept: {', '.join(swept)})",
+                  file=sys.stderr)
+            return 2
+    result = run_sweep(args.spec, args.grid, sets=args.sets, places=args.places, where=args.where,
+                       metric=args.metric, minimize=args.minimize, executor=make_executor(args.workers))
+    files = write_sweep(result, args.out, heatmap=heatmap)
+    skipped = f", {result.skipped} skipped by --where {result.where!r}" if result.where else ""
+    print(f"{result.spec_name}  spec {result.spec_hash[:12]}  {result.table.height} of {result.combinations} combinations run{skipped}")
+    shown = [a.name for a in result.axes]
+    shown += [c for c in (result.metric, "Return [%]", "Max. Drawdown [%]", "# Trades") if c not in shown]
+    with pl.Config(tbl_rows=args.top, tbl_cols=-1, tbl_width_chars=200, tbl_hide_dataframe_shape=True,
+                   tbl_hide_column_data_types=True):
+        print(f"best {min(args.top, result.table.height)} by {result.metric} ({'lowest' if result.minimize else 'highest'} first):")
+        print(result.ranked().select(shown).head(args.top))
+    print(f"\nwrote {files[0].parent}/: " + ", ".join(f.name for f in files))
+    return 0
+
+
+def _walkforward(args) -> int:
+    import polars as pl
+
+    from nodes.backtest.stats import format_stats_table
+    from pipelines.sweep import make_executor
+    from pipelines.walkforward import run_walkforward, write_walkforward
+
+    result = run_walkforward(args.spec, args.grid, train_bars=args.train, test_bars=args.test, step_bars=args.step,
+                             anchored=args.anchored, warmup_bars=args.warmup, sets=args.sets, places=args.places,
+                             where=args.where, metric=args.metric, minimize=args.minimize,
+                             executor=make_executor(args.workers))
+    files = write_walkforward(result, args.out)
+    for warning in result.warnings:
+        print(f"warning: {warning}", file=sys.stderr)
+    settings = result.settings
+    print(f"{result.spec_name}  spec {result.spec_hash[:12]}  {result.folds.height} folds over {settings['bars']} bars "
+          f"({settings['bars_left_out']} left out after the last test window), {settings['combinations']} combinations per fold")
+    metric = result.metric
+    day = pl.col("test_start_ns").cast(pl.Datetime("ns", "UTC")).dt.date()
+    shown = result.folds.select(
+        "fold", day.alias("test from"), pl.col("test_end_ns").cast(pl.Datetime("ns", "UTC")).dt.date().alias("test to"),
+        *[a.name for a in result.axes], f"IS {metric}", f"OOS {metric}", "OOS Return [%]", "OOS # Trades",
+    )
+    with pl.Config(tbl_rows=-1, tbl_cols=-1, tbl_width_chars=200, tbl_hide_dataframe_shape=True,
+                   tbl_hide_column_data_types=True):
+        print(shown)
+    print("\nout-of-sample statistics (test windows chained):")
+    print(format_stats_table(result.oos_stats))
+    print(f"\nwrote {files[0].parent}/: " + ", ".join(f.name for f in files))
+    return 0
+
+
+def _report(args) -> int:
+    from nodes.backtest.html_report import write_run_report
+    from pipelines.walkforward import write_walkforward_report
+
+    if (args.run_dir / "walkforward.json").is_file():
+        report = write_walkforward_report(args.run_dir)
+    else:
+        report = write_run_report(args.run_dir)[0]
+    print(report)
+    if args.open:
+        import webbrowser
+
+        webbrowser.open(report.resolve().as_uri())
     return 0
 
 
@@ -301,6 +442,52 @@ def _catalog_query(args) -> int:
     with pl.Config(tbl_rows=args.rows, tbl_cols=-1, tbl_width_chars=200, fmt_str_lengths=80):
         print(frame)
     return 0
+
+
+DAGSTER_YAML = """\
+# Written by `tickloom ui` when missing; edit freely.
+telemetry:
+  enabled: false
+concurrency:
+  pools:
+    default_limit: 1  # the catalog has one writer: steps in the tickloom_catalog pool wait for each other
+"""
+
+
+def _ui(args) -> int:
+    import os
+    import shutil
+    import signal
+
+    from nodes.catalog.layout import resolve_root
+
+    specs = args.specs.resolve()
+    if not specs.is_dir():
+        print(f"error: no specs folder at {specs} (give --specs DIR)", file=sys.stderr)
+        return 2
+    catalog = resolve_root(args.catalog).resolve()
+    home = (args.home or Path(os.environ.get("TICKLOOM_DAGSTER_HOME") or ".tickloom/dagster")).resolve()
+    home.mkdir(parents=True, exist_ok=True)
+    if not (home / "dagster.yaml").exists():
+        (home / "dagster.yaml").write_text(DAGSTER_YAML)
+    workspace = home / "workspace.yaml"
+    workspace.write_text(
+        "# Written by `tickloom ui` at every start.\nload_from:\n  - python_module:\n"
+        f"      module_name: pipelines.dagster.location\n      working_directory: {json.dumps(str(PROJECT_ROOT))}\n"
+        "      location_name: tickloom\n"
+    )
+    dagster = shutil.which("dagster", path=str(Path(sys.executable).parent)) or shutil.which("dagster")
+    command = [dagster] if dagster else [sys.executable, "-m", "dagster"]
+    command += ["dev", "-w", str(workspace), "-p", str(args.port), "-h", args.host]
+    env = {**os.environ, "DAGSTER_HOME": str(home), "TICKLOOM_SPECS": str(specs), "TICKLOOM_CATALOG": str(catalog)}
+    print(f"tickloom ui: specs {specs}, catalog {catalog}, DAGSTER_HOME {home}\n"
+          f"  http://{args.host}:{args.port}  (Ctrl-C stops it)", flush=True)
+    # A shell without job control starts background commands with SIGINT ignored, and an ignored signal stays
+    # ignored across exec: dagster and its children would then outlive Ctrl-C. Restore the defaults first.
+    for number in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(number, signal.SIG_DFL)
+    os.execve(command[0], command, env)
+    return 0  # not reached: the process is dagster now
 
 
 if __name__ == "__main__":
