@@ -87,6 +87,13 @@ def _parser() -> argparse.ArgumentParser:
     ops.add_argument("--json", action="store_true")
     ops.set_defaults(handler=_ops)
 
+    book = commands.add_parser("book", help="replay feed files through an order book and print its final state")
+    book.add_argument("files", type=Path, nargs="+")
+    book.add_argument("--format", help="ingest format of the files (guessed for .dbn/.dbn.zst), e.g. binance, dbn")
+    book.add_argument("--depth", type=int, default=10, help="levels per side to list (default 10)")
+    book.add_argument("--json", action="store_true", help="print the state as JSON")
+    book.set_defaults(handler=_book)
+
     schema = commands.add_parser("schema", help="print the JSON Schema of the spec format")
     schema.set_defaults(handler=_schema)
 
@@ -359,6 +366,27 @@ def _ops(args) -> int:
         for name, p in op["params"].items():
             default = "required" if p["required"] else f"default {json.dumps(p['default'], default=str)}"
             print(f"    with: {name} ({p['type']}, {default})  {p['description']}")
+    return 0
+
+
+def _book(args) -> int:
+    from pipelines.book import book_state
+
+    state = book_state(args.files, format=args.format, depth=args.depth)
+    if args.json:
+        print(json.dumps(state, indent=2))
+        return 0
+    scale = state["price_scale"]
+    for symbol, book in state["books"].items():
+        print(f"{symbol or '(no symbol)'}: {book['events']:,} events, {book['levels_bid']} bid / {book['levels_ask']} ask "
+              f"levels, last ts_recv {book['last_ts_recv']}, last sequence {book['last_sequence']}"
+              + (", CROSSED" if book["crossed"] else ""))
+        for bid, ask in zip(book["bids"] + [None] * len(book["asks"]), book["asks"] + [None] * len(book["bids"])):
+            if bid is None and ask is None:
+                break
+            left = f"{bid['size'] / state['size_scale']:>14,.4f} @ {bid['price'] / scale:<14,.4f}" if bid else " " * 31
+            right = f"{ask['price'] / scale:>14,.4f} x {ask['size'] / state['size_scale']:<14,.4f}" if ask else ""
+            print(f"  {left} | {right}")
     return 0
 
 

@@ -24,6 +24,7 @@ import polars as pl
 from pydantic import ValidationError
 
 from nodes.catalog.formats.bars_csv import decode_bars_csv
+from nodes.catalog.formats.binance import decode_binance_file
 from nodes.catalog.formats.dbn import decode_dbn_file
 from nodes.errors import InvariantError
 
@@ -39,6 +40,7 @@ class Decoder(Protocol):
 FORMATS: dict[str, Decoder] = {
     "bars_csv": decode_bars_csv,
     "dbn": decode_dbn_file,
+    "binance": decode_binance_file,
 }
 
 
