@@ -17,6 +17,7 @@ import polars as pl
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from nodes.marketdata.schemas import SCHEMAS
+from nodes.sources.bars_adjust import AdjustMode
 from nodes.sources.bars_csv import BarsCsv, BarsCsvParams
 
 _COMPRESSION_SUFFIXES = (".gz", ".zst", ".bz2", ".xz")
@@ -37,6 +38,8 @@ class BarsCsvOptions(BaseModel):
     session_close: str = Field("16:00", description="local close time of date-only bars: when the bar is known")
     time_column: str | None = Field(None, description="name of the time column; found among usual names if unset")
     epoch_unit: Literal["s", "ms", "us", "ns"] = Field("ms", description="unit of numeric epoch timestamps")
+    layout: Literal["header", "binance_klines"] = Field("header", description="named columns, or Binance klines without a header")
+    adjust: AdjustMode = Field("none", description="backward split/dividend adjustment (see nodes.sources.bars_adjust)")
     chunk_rows: int = Field(65_536, ge=1, description="rows per emitted frame")
 
     @model_validator(mode="after")
@@ -50,7 +53,7 @@ class BarsCsvOptions(BaseModel):
             return BarsCsvParams(
                 path=str(path), instrument=symbol, timezone=self.timezone, bar_duration=self.bar_duration,
                 timestamp_is=self.timestamp_is, session_open=self.session_open, session_close=self.session_close,
-                time_column=self.time_column, epoch_unit=self.epoch_unit,
+                time_column=self.time_column, epoch_unit=self.epoch_unit, layout=self.layout, adjust=self.adjust,
             )
         except ValidationError as error:
             raise ValueError("; ".join(str(e.get("ctx", {}).get("error", e["msg"])) for e in error.errors())) from None
