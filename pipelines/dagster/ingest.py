@@ -56,7 +56,13 @@ MAX_RUNS_PER_TICK = 50
 SENSOR_INTERVAL_S = 30
 _SKIPPED_SUFFIXES = (".tmp", ".part", ".partial")
 # the schemas a format can write, where the format fixes them (for lineage and which checks apply)
-FORMAT_SCHEMAS: dict[str, tuple[str, ...]] = {"bars_csv": ("bars",)}
+FORMAT_SCHEMAS: dict[str, tuple[str, ...]] = {
+    "bars_csv": ("bars",),
+    "binance": ("book_deltas", "trades", "quotes"),
+    "tardis": ("book_deltas", "trades", "quotes"),
+    "bybit": ("book_deltas",),
+    "fix": ("book_deltas", "trades", "quotes"),
+}  # dbn: whatever schema each file holds
 _PARTITIONS: dict[dt.date, dg.DailyPartitionsDefinition] = {}
 
 
