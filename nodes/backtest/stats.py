@@ -62,6 +62,7 @@ from typing import Any
 
 import numpy as np
 import polars as pl
+from numba import njit
 
 from nodes.errors import DataQualityError
 
@@ -70,6 +71,8 @@ _SECOND_NS = 10**9
 # ns, µs, ms, s, min, h, day: the units a duration is rounded up to, finest first.
 _RESOLUTION_UNITS_NS = (1, 1_000, 1_000_000, _SECOND_NS, 60 * _SECOND_NS, 3_600 * _SECOND_NS, DAY_NS)
 _PERIOD_WINDOW_ROWS = 100  # backtesting.py infers the bar period from the last 100 index steps
+_BLOCK = 4096  # rows a scan for a first fault counts at once before it looks for the row
+_LAST_DAY = (2**63 - 1) // DAY_NS  # from this UTC day on, a day's end in ns ((day + 1) × DAY_NS) overflows int64
 
 EQUITY_COLUMNS = ("ts", "equity")
 TRADE_COLUMNS = ("entry_ts", "exit_ts", "pnl", "return_pct", "commission")
@@ -132,10 +135,10 @@ def compute_stats(
     _require_columns("marks", marks, MARK_COLUMNS)
     ts = equity.get_column("ts").cast(pl.Int64).to_numpy()
     eq = equity.get_column("equity").cast(pl.Float64).to_numpy()
-    _check_equity(ts, eq)
+    increasing = _check_equity(ts, eq)
 
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
-        stats = _compute(ts, eq, trades, marks, risk_free_rate)
+        stats = _compute(ts, eq, trades, marks, risk_free_rate, increasing)
     return {key: _plain(value) for key, value in stats.items()}
 
 
@@ -162,8 +165,9 @@ def format_stats_table(stats: dict[str, Any]) -> str:
 
 
 def _compute(
-    ts: np.ndarray, eq: np.ndarray, trades: pl.DataFrame, marks: pl.DataFrame, risk_free_rate: float
+    ts: np.ndarray, eq: np.ndarray, trades: pl.DataFrame, marks: pl.DataFrame, risk_free_rate: float, increasing: bool
 ) -> dict[str, Any]:
+    """The statistics; ``increasing``: ``ts`` are int64 that truly increase (the fast paths need sorted ts)."""
     period_ns = _bar_period_ns(ts)
     s: dict[str, Any] = {}
     s["Start"], s["Start_ns"] = _iso_utc(int(ts[0])), int(ts[0])
@@ -177,17 +181,15 @@ def _compute(
     returns = trades.get_column("return_pct").cast(pl.Float64).to_numpy() / 100.0
     n_trades = len(pnl)
 
-    exposed = np.zeros(len(ts), dtype=bool)
-    for entry, exit_ in zip(entry_ts, exit_ts, strict=True):
-        exposed[np.searchsorted(ts, entry, "left") : np.searchsorted(ts, exit_, "right")] = True
-    s["Exposure Time [%]"] = exposed.mean() * 100
+    # the mean of the rows' exposed flags, as np.mean takes it: count / rows
+    s["Exposure Time [%]"] = np.float64(_exposed_rows(ts, entry_ts, exit_ts, increasing)) / len(ts) * 100
     s["Equity Final [$]"] = eq[-1]
     s["Equity Peak [$]"] = eq.max()
     s["Commissions [$]"] = float(trades.get_column("commission").cast(pl.Float64).sum())
     s["Return [%]"] = (eq[-1] - eq[0]) / eq[0] * 100
     s["Buy & Hold Return [%]"] = _buy_and_hold_pct(marks)
 
-    periods_per_year, period_returns = _period_returns(ts, eq, period_ns)
+    periods_per_year, period_returns = _period_returns(ts, eq, period_ns, increasing)
     g = _geometric_mean(period_returns)
     annualized = (1 + g) ** periods_per_year - 1
     variance = period_returns.var(ddof=1) if len(period_returns) > 1 else np.nan
@@ -201,11 +203,11 @@ def _compute(
     downside = np.sqrt(np.mean(np.minimum(period_returns, 0) ** 2)) if len(period_returns) else np.nan
     s["Sortino Ratio"] = np.float64(annualized - risk_free_rate) / (downside * np.sqrt(periods_per_year))
 
-    dd = 1 - eq / np.maximum.accumulate(eq)
-    max_dd = np.nan_to_num(dd.max())
+    dd_max, dd_bounds, dd_depths = _drawdown_bounds(eq)
+    max_dd = np.nan_to_num(dd_max)
     s["Calmar Ratio"] = np.float64(annualized) / _zero_to_nan(max_dd)
     s["Max. Drawdown [%]"] = -max_dd * 100
-    episode_ns, episode_depth = _drawdown_episodes(ts, dd)
+    episode_ns, episode_depth = _drawdown_episodes(ts, eq, dd_bounds, dd_depths)
     s["Avg. Drawdown [%]"] = -np.mean(episode_depth) * 100 if len(episode_depth) else np.nan
     _put_duration(s, "Max. Drawdown Duration", _max_ns(episode_ns), period_ns)
     _put_duration(s, "Avg. Drawdown Duration", _mean_ns(episode_ns), period_ns)
@@ -235,19 +237,61 @@ def _require_columns(name: str, frame: pl.DataFrame, columns: tuple[str, ...]) -
         raise DataQualityError(f"{name} is missing columns {missing}; it has {frame.columns}")
 
 
-def _check_equity(ts: np.ndarray, eq: np.ndarray) -> None:
+def _check_equity(ts: np.ndarray, eq: np.ndarray) -> bool:
+    """Raise on bad equity; else whether ``ts`` are int64 that truly increase. The check is on ``np.diff``, whose
+    int64 steps wrap around, so a curve across more than 292 years passes it unsorted (as it always has)."""
     if len(ts) == 0:
         raise DataQualityError("equity has no rows; statistics need at least one")
-    steps = np.diff(ts)
-    if (steps <= 0).any():
-        row = int(np.flatnonzero(steps <= 0)[0]) + 1
+    if ts.dtype == np.int64 and eq.dtype == np.float64:
+        row, n_bad, first_bad, increasing = _equity_faults(ts, eq)
+    else:  # ts with nulls comes as float64 (NaN steps pass, as they always did)
+        steps = np.diff(ts)
+        row = int(np.flatnonzero(steps <= 0)[0]) + 1 if (steps <= 0).any() else -1
+        bad = np.flatnonzero(~np.isfinite(eq))
+        n_bad, first_bad, increasing = len(bad), int(bad[0]) if len(bad) else -1, False
+    if row >= 0:
         raise DataQualityError(
             f"equity row {row}: ts {ts[row]} does not follow {ts[row - 1]}; ts must strictly increase"
         )
-    bad = ~np.isfinite(eq)
-    if bad.any():
-        rows = np.flatnonzero(bad)
-        raise DataQualityError(f"equity has {len(rows)} non-finite values, first at row {int(rows[0])}")
+    if n_bad:
+        raise DataQualityError(f"equity has {n_bad} non-finite values, first at row {first_bad}")
+    return increasing
+
+
+@njit(cache=True, nogil=True)
+def _equity_faults(ts: np.ndarray, eq: np.ndarray) -> tuple[int, int, int, bool]:
+    """The first row whose ts step (wrapping as np.diff's does, hence uint64) is not positive, or -1; the count
+    of non-finite equity values and the first of them, or -1; whether ts truly increase. Counted block by
+    block, so that the loops vectorize."""
+    row = -1
+    increasing = True
+    for start in range(1, len(ts), _BLOCK):
+        stop = min(start + _BLOCK, len(ts))
+        hits = 0
+        back = 0
+        for i in range(start, stop):
+            step = np.uint64(ts[i]) - np.uint64(ts[i - 1])
+            hits += (step == 0) | (step >= np.uint64(2**63))
+            back += ts[i] <= ts[i - 1]
+        if back:
+            increasing = False
+        if hits:
+            for i in range(start, stop):
+                step = np.uint64(ts[i]) - np.uint64(ts[i - 1])
+                if step == 0 or step >= np.uint64(2**63):
+                    row = i
+                    break
+            break
+    n_bad = 0
+    for i in range(len(eq)):
+        n_bad += not math.isfinite(eq[i])
+    first_bad = -1
+    if n_bad:
+        for i in range(len(eq)):
+            if not math.isfinite(eq[i]):
+                first_bad = i
+                break
+    return row, n_bad, first_bad, increasing
 
 
 def _bar_period_ns(ts: np.ndarray) -> int | None:
@@ -256,20 +300,156 @@ def _bar_period_ns(ts: np.ndarray) -> int | None:
     return int(np.median(steps)) if len(steps) else None
 
 
-def _period_returns(ts: np.ndarray, eq: np.ndarray, period_ns: int | None) -> tuple[int, np.ndarray]:
+def _exposed_rows(ts: np.ndarray, entry_ts: np.ndarray, exit_ts: np.ndarray, increasing: bool) -> int:
+    """How many rows have a ts in ``[entry_ts, exit_ts]`` of some trade (rows ``searchsorted`` left .. right)."""
+    if increasing and entry_ts.dtype == np.int64 and exit_ts.dtype == np.int64:
+        return _exposed_row_count(ts, entry_ts, exit_ts)
+    # Unsorted ts (see _check_equity) or trade times with nulls (float64): one numpy search per trade, as
+    # always; on unsorted ts only the very same searches give the same rows.
+    exposed = np.zeros(len(ts), dtype=bool)
+    for entry, exit_ in zip(entry_ts, exit_ts, strict=True):
+        exposed[np.searchsorted(ts, entry, "left") : np.searchsorted(ts, exit_, "right")] = True
+    return int(exposed.sum())
+
+
+@njit(cache=True, nogil=True)
+def _search(ts: np.ndarray, key: int, right: bool, start: int) -> int:
+    """``np.searchsorted(ts, key, side)``, given that the answer is not below ``start``: galloping from there."""
+    n = len(ts)
+    low = start
+    high = start
+    step = 1
+    while high < n and (ts[high] <= key if right else ts[high] < key):
+        low = high + 1
+        high = low + step
+        step *= 2
+    if high > n:
+        high = n
+    while low < high:
+        middle = (low + high) // 2
+        if ts[middle] <= key if right else ts[middle] < key:
+            low = middle + 1
+        else:
+            high = middle
+    return low
+
+
+@njit(cache=True, nogil=True)
+def _exposed_row_count(ts: np.ndarray, entry_ts: np.ndarray, exit_ts: np.ndarray) -> int:
+    """``_exposed_rows`` of int64 times: each trade's rows [first, stop), then the size of their union."""
+    n_trades = len(entry_ts)
+    first = np.empty(n_trades, dtype=np.int64)
+    stop = np.empty(n_trades, dtype=np.int64)
+    first_hint = stop_hint = 0
+    sorted_first = True
+    for j in range(n_trades):
+        if j and entry_ts[j] < entry_ts[j - 1]:
+            first_hint = 0
+        first[j] = first_hint = _search(ts, entry_ts[j], False, first_hint)
+        if j and exit_ts[j] < exit_ts[j - 1]:
+            stop_hint = 0
+        stop[j] = stop_hint = _search(ts, exit_ts[j], True, stop_hint)
+        if j and first[j] < first[j - 1]:
+            sorted_first = False
+    order = np.arange(n_trades) if sorted_first else np.argsort(first)
+    count = 0
+    covered = 0  # rows before this one are counted
+    for j in order:
+        if first[j] >= stop[j] or stop[j] <= covered:
+            continue
+        count += stop[j] - max(first[j], covered)
+        covered = stop[j]
+    return count
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
+def _drawdown_bounds(eq: np.ndarray) -> tuple[float, np.ndarray, np.ndarray]:
+    """Of ``dd = _drawdown(eq)``, without building it: ``dd.max()``, the episode bounds (the rows where dd is 0,
+    then the last row) and the deepest dd from each bound to the next, both ends included (NaN when a NaN is
+    among them, as numpy's max)."""
+    n = len(eq)
+    bounds = np.empty(n + 1, dtype=np.int64)
+    depths = np.empty(n + 1, dtype=np.float64)
+    n_bounds = 0
+    peak = eq[0] if n else 0.0
+    largest = -np.inf
+    depth = 0.0  # the deepest dd since the last bound, that row included
+    for i in range(n):
+        if not (peak > eq[i] or math.isnan(peak)):
+            peak = eq[i]
+        dd = 1 - eq[i] / peak
+        if not (largest >= dd or math.isnan(largest)):
+            largest = dd
+        if not (depth >= dd or math.isnan(depth)):
+            depth = dd
+        if dd == 0 or i == n - 1:
+            if n_bounds:
+                depths[n_bounds - 1] = depth
+            bounds[n_bounds] = i
+            n_bounds += 1
+            depth = dd
+    return largest, bounds[:n_bounds].copy(), depths[: max(n_bounds - 1, 0)].copy()
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
+def _drawdown(eq: np.ndarray) -> np.ndarray:
+    """``1 − eq / np.maximum.accumulate(eq)``, element by element as numpy computes it (a tie takes the new value)."""
+    dd = np.empty(len(eq), dtype=np.float64)
+    peak = eq[0] if len(eq) else 0.0
+    for i in range(len(eq)):
+        if not (peak > eq[i] or math.isnan(peak)):
+            peak = eq[i]
+        dd[i] = 1 - eq[i] / peak
+    return dd
+
+
+@njit(cache=True, nogil=True)
+def _days(ts: np.ndarray) -> tuple[int, np.ndarray]:
+    """For strictly increasing int64 ts: the number of rows on a Saturday or Sunday (UTC), and the last row of
+    each UTC day, for a daily resample. Divides only where a day may end."""
+    n = len(ts)
+    weekend = 0
+    last = np.empty(n, dtype=np.int64)
+    n_last = 0
+    day = ts[0] // DAY_NS
+    day_end = (day + 1) * DAY_NS if day < _LAST_DAY else np.iinfo(np.int64).max
+    on_weekend = (day + 3) % 7 >= 5  # 1970-01-01 is a Thursday
+    for i in range(n):
+        if ts[i] >= day_end and ts[i] // DAY_NS != day:
+            last[n_last] = i - 1
+            n_last += 1
+            day = ts[i] // DAY_NS
+            day_end = (day + 1) * DAY_NS if day < _LAST_DAY else np.iinfo(np.int64).max
+            on_weekend = (day + 3) % 7 >= 5
+        if on_weekend:
+            weekend += 1
+    last[n_last] = n - 1
+    return weekend, last[: n_last + 1]
+
+
+def _period_returns(
+    ts: np.ndarray, eq: np.ndarray, period_ns: int | None, increasing: bool
+) -> tuple[int, np.ndarray]:
     """Periods per year and the returns of equity resampled to its last value per UTC calendar period."""
-    day = ts // DAY_NS
     period_days = period_ns // DAY_NS if period_ns is not None else None
-    if period_days == 7:
-        periods_per_year, key = 52, (day + 3) // 7  # 1970-01-01 is a Thursday: weeks start on Monday
-    elif period_days == 31:
-        periods_per_year, key = 12, ts.astype("datetime64[ns]").astype("datetime64[M]").astype(np.int64)
-    elif period_days == 365:
-        periods_per_year, key = 1, ts.astype("datetime64[ns]").astype("datetime64[Y]").astype(np.int64)
-    else:
+    if period_days in (7, 31, 365):
+        if period_days == 7:
+            periods_per_year, key = 52, (ts // DAY_NS + 3) // 7  # 1970-01-01 is a Thursday: weeks start on Monday
+        elif period_days == 31:
+            periods_per_year, key = 12, ts.astype("datetime64[ns]").astype("datetime64[M]").astype(np.int64)
+        else:
+            periods_per_year, key = 1, ts.astype("datetime64[ns]").astype("datetime64[Y]").astype(np.int64)
+        last_of_period = eq[np.r_[key[1:] != key[:-1], True]]
+    elif increasing:
+        weekend_rows, last_rows = _days(ts)
+        weekend_share = np.float64(weekend_rows) / len(ts)  # np.mean of the weekend flags: count / n
+        periods_per_year = 365 if weekend_share > 2 / 7 * 0.6 else 252
+        last_of_period = eq[last_rows]
+    else:  # ts with nulls (float64) or unsorted (see _check_equity)
+        day = ts // DAY_NS
         weekend_share = np.mean((day + 3) % 7 >= 5)
-        periods_per_year, key = (365 if weekend_share > 2 / 7 * 0.6 else 252), day
-    last_of_period = eq[np.r_[key[1:] != key[:-1], True]]
+        periods_per_year = 365 if weekend_share > 2 / 7 * 0.6 else 252
+        last_of_period = eq[np.r_[day[1:] != day[:-1], True]]
     return periods_per_year, last_of_period[1:] / last_of_period[:-1] - 1
 
 
@@ -283,17 +463,17 @@ def _geometric_mean(returns: np.ndarray) -> float:
     return np.exp(np.log(growth).sum() / len(growth)) - 1
 
 
-def _drawdown_episodes(ts: np.ndarray, dd: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Each drawdown episode's duration (ns) and deepest drawdown (fraction)."""
-    bounds = np.unique(np.r_[np.flatnonzero(dd == 0), len(dd) - 1])
+def _drawdown_episodes(
+    ts: np.ndarray, eq: np.ndarray, bounds: np.ndarray, depths: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Each drawdown episode's duration (ns) and deepest drawdown (fraction), from ``_drawdown_bounds``."""
     starts, ends = bounds[:-1], bounds[1:]
     keep = ends > starts + 1
-    starts, ends = starts[keep], ends[keep]
-    if not len(starts):
+    if not keep.any():
         # backtesting.py then falls back to the non-zero drawdown values themselves for the depth
+        dd = _drawdown(eq)
         return np.empty(0, dtype=np.int64), dd[dd != 0]
-    depth = np.array([dd[a : b + 1].max() for a, b in zip(starts, ends, strict=True)])
-    return ts[ends] - ts[starts], depth
+    return ts[ends[keep]] - ts[starts[keep]], depths[keep]
 
 
 def _max_ns(values: np.ndarray) -> int | None:
@@ -326,14 +506,20 @@ def _resolution_ns(period_ns: int) -> int:
 def _buy_and_hold_pct(marks: pl.DataFrame) -> float:
     if marks.is_empty():
         return np.nan
+    if not _non_decreasing(marks.get_column("ts")):  # a stable sort of sorted ts changes nothing
+        marks = marks.sort("ts", maintain_order=True)
     ends = (
-        marks.sort("ts", maintain_order=True)
-        .group_by("instrument", maintain_order=True)
+        marks.group_by("instrument", maintain_order=True)
         .agg(pl.col("mark_price").first().alias("first"), pl.col("mark_price").last().alias("last"))
     )
     first = ends.get_column("first").cast(pl.Float64).to_numpy()
     last = ends.get_column("last").cast(pl.Float64).to_numpy()
     return np.mean((last - first) / first * 100)
+
+
+def _non_decreasing(ts: pl.Series) -> bool:
+    """Integer ts without nulls that never go back (what a stable ``sort`` leaves as it is)."""
+    return ts.dtype.is_integer() and not ts.null_count() and ts.is_sorted()
 
 
 def _zero_to_nan(value: float) -> float:
