@@ -136,8 +136,8 @@ def compile_segment(source: str, entry: str, namespace: dict, target: str, depen
     """Turn a generated segment's source into a callable on ``target``.
 
     ``namespace`` holds the globals the source refers to (step functions, numpy). On ``numba`` the source is
-    written to the kernel cache under the hash of (source, dependencies' files, numba version) and compiled
-    with ``cache=True``, so a second process loads machine code instead of compiling.
+    written to the kernel cache under the hash of (source, the dependencies' names and files, numba version)
+    and compiled with ``cache=True``, so a second process loads machine code instead of compiling.
     """
     if target == "cpu":
         scope = dict(namespace)
@@ -145,8 +145,11 @@ def compile_segment(source: str, entry: str, namespace: dict, target: str, depen
         return scope[entry]
     if target != "numba":
         raise ValueError(f"target {target!r} cannot run a segment")
+    # The source names steps only by position (step_n3): two specs that differ by which op sits at a node
+    # generate the same text, so the steps' own names are part of the key too.
+    steps = "".join(f"{getattr(f, '__module__', '')}.{getattr(f, '__qualname__', repr(f))}\n" for f in dependencies)
     key = hashlib.sha256(
-        (source + source_digest(dependencies) + numba.__version__ + np.__version__).encode()
+        (source + steps + source_digest(dependencies) + numba.__version__ + np.__version__).encode()
     ).hexdigest()[:24]
     module_name = f"tickloom_kernel_{key}"
     if module_name in sys.modules:

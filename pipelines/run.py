@@ -46,7 +46,8 @@ def run_spec(
     """Backtest (or replay) the spec at ``path`` and write its outputs.
 
     ``out_dir`` defaults to ``runs/<name>-<UTC time>-<hash>`` under the current folder. Files written: for a
-    backtest ``stats.json``, ``trades.parquet``, ``equity.parquet`` and ``report.png``; for every recorded
+    backtest ``stats.json``, ``trades.parquet``, ``equity.parquet``, ``stats_by_instrument.parquet`` (one row per
+    instrument, ``nodes.backtest.result.stats_by_instrument``) and ``report.png``; for every recorded
     node ``<node>.parquet``; always ``spec.json`` (the resolved spec and its hash, and the window if any) and
     ``report.html`` (self-contained, see ``nodes/backtest/html_report.py``). ``window`` runs only a slice of
     time (``pipelines/time_window.py``).
@@ -91,7 +92,8 @@ def write_run(output: RunOutput, out_dir: Path) -> list[Path]:
         stats_file = out_dir / "stats.json"
         stats = {**bt.stats, "spec_hash": output.spec.spec_hash, "events": output.replay.events}
         stats_file.write_text(json.dumps(_json_safe(stats), indent=2))
-        files += [stats_file, _parquet(bt.trades, out_dir / "trades.parquet"), _parquet(bt.equity, out_dir / "equity.parquet")]
+        files += [stats_file, _parquet(bt.trades, out_dir / "trades.parquet"), _parquet(bt.equity, out_dir / "equity.parquet"),
+                  _parquet(bt.by_instrument, out_dir / "stats_by_instrument.parquet")]
         report = out_dir / "report.png"
         write_report_png(bt.equity, report, title=f"{output.spec.name}  ({output.spec.spec_hash[:12]})")
         files.append(report)

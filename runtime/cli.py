@@ -188,6 +188,7 @@ def _demo(args) -> int:
 
 
 def _run(args) -> int:
+    from nodes.backtest.result import format_by_instrument
     from nodes.backtest.stats import format_stats_table
     from pipelines.run import run_spec
 
@@ -197,6 +198,9 @@ def _run(args) -> int:
     print(f"{output.spec.name}  spec {output.spec.spec_hash[:12]}  {output.replay.events:,} events in {output.replay.seconds:.2f} s")
     if output.backtest is not None:
         print(format_stats_table(output.backtest.stats))
+        if output.backtest.by_instrument.height > 1:
+            print("\nby instrument:")
+            print(format_by_instrument(output.backtest.by_instrument))
     print(f"\nwrote {output.out_dir}/: " + ", ".join(f.name for f in output.files))
     return 0
 

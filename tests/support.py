@@ -95,6 +95,12 @@ EXAMPLE_PARAMS: dict[str, list[dict]] = {
     "sizing.fixed_units": [{"units": 10}, {"units": 0.5}],
     "sizing.fraction_of_equity": [{"fraction": 0.95}, {"fraction": 0.25, "lot_units": 10}],
     "sizing.target_weights": [{}, {"lot_units": 100}],
+    "sizing.rebalance": [{}, {"every_bars": 1}, {"every_bars": 7, "drift_fraction": 0.0, "lot_units": 10},
+                         {"every_bars": 1_000_000_000, "drift_fraction": 0.5}],
+    "exit.stop_loss": [{"stop_pct": 0.01}, {"stop_pct": 0.05}],
+    "exit.take_profit": [{"take_pct": 0.01}, {"take_pct": 0.05}],
+    "exit.trailing_stop": [{"trail_pct": 0.01}, {"trail_pct": 0.05}],
+    "exit.time_stop": [{"bars": 1}, {"bars": 3}],
     "book.l2": [{"max_levels": 4}, {"max_levels": 64}, {"max_levels": 4096}],
     "book.l3": [{"max_levels": 4, "max_orders": 16}, {"max_levels": 64, "max_orders": 1024}, {"max_orders": 2048}],
     "book.l3_mbp": [{"max_levels": 4, "max_orders": 16}, {"max_levels": 64, "max_orders": 1024}, {"max_orders": 2048}],
@@ -155,6 +161,31 @@ def _returns(x: np.ndarray) -> np.ndarray:
     return x / previous - 1.0
 
 
+def _target(b: dict) -> np.ndarray:
+    """A target position in units, NaN (keep) now and then, changing side often."""
+    return np.where(np.arange(len(b["close"])) % 4 == 1, np.nan,
+                    np.round(10.0 * (b["close"] - _rolling_mean(b["close"], 10))))
+
+
+def _position(b: dict) -> np.ndarray:
+    """What ``prev(sim.position)`` carries for ``_target``: the last target (NaN keeps it) one bar late, flat first."""
+    target = _target(b)
+    held = np.zeros(len(target))
+    for i in range(1, len(target)):
+        held[i] = target[i - 1] if target[i - 1] == target[i - 1] else held[i - 1]
+    return held
+
+
+def _entry_price(b: dict) -> np.ndarray:
+    """What ``prev(sim.entry_price)`` carries for ``_position``: the previous open when the side changed, NaN flat."""
+    side = np.sign(_position(b))
+    entry = np.full(len(side), np.nan)
+    for i in range(1, len(side)):
+        if side[i] != 0:
+            entry[i] = entry[i - 1] if side[i] == side[i - 1] else b["open"][i - 1]
+    return entry
+
+
 def _sign_with_gaps(x: np.ndarray) -> np.ndarray:
     """+1 / -1 / 0 from a change, NaN (no signal) now and then: what a side port carries."""
     diff = np.diff(x, prepend=x[0])
@@ -173,8 +204,10 @@ INPUT_FEEDS = {
     "equity": lambda b: 10_000.0 * b["close"] / b["close"][0],
     "weight": lambda b: np.where(np.arange(len(b["close"])) % 5 == 0, np.nan,
                                  np.clip(50.0 * np.diff(b["close"], prepend=b["close"][0]) / b["close"], -1, 1)),
-    "target": lambda b: np.where(np.arange(len(b["close"])) % 4 == 1, np.nan,
-                                 np.round(10.0 * (b["close"] - _rolling_mean(b["close"], 10)))),
+    "target": _target,
+    # the venue's feedback as exit and rebalance ops read it (prev(sim.position), prev(sim.entry_price))
+    "position": _position,
+    "entry_price": _entry_price,
     # more sides to combine (and, or, vote), each from a different rule
     "a": lambda b: _sign_with_gaps(b["close"]),
     "b": lambda b: np.sign(b["close"] - _rolling_mean(b["close"], 10)),

@@ -35,8 +35,14 @@ class BarVenue(StreamOp):
 
     Outputs per event: account ``equity`` (= cash + Σ position × last close over instruments) and ``cash``;
     for the event's instrument: ``position``, ``fill_qty``, ``fill_price`` (NaN without a fill),
-    ``commission`` and ``mark_price`` (the close). Trades, the equity curve and stats are derived from these
-    by ``summarize``.
+    ``commission``, ``mark_price`` (the close) and ``entry_price``. Trades, the equity curve and stats are
+    derived from these by ``summarize``.
+
+    ``entry_price`` is the average entry price of the instrument's position after the event (slippage
+    included, commission not), NaN when flat: a fill from flat or one that reverses the position sets it to
+    that fill's price; adding on the position's side makes it the size-weighted average of the old entry and
+    the fill; a partial close leaves it as it was (average cost, so it can differ from the FIFO entry of the
+    lots ``trades`` still holds open). Exit ops read it one event back: ``entry_price: prev(sim.entry_price)``.
 
     Example::
 
@@ -58,6 +64,7 @@ class BarVenue(StreamOp):
         "fill_price": F64,
         "commission": F64,
         "mark_price": F64,
+        "entry_price": F64,
     }
     output_scopes = {
         "equity": Scope.ACCOUNT,
@@ -67,6 +74,7 @@ class BarVenue(StreamOp):
         "fill_price": Scope.KEY,
         "commission": Scope.KEY,
         "mark_price": Scope.KEY,
+        "entry_price": Scope.KEY,
     }
 
     @staticmethod
@@ -85,12 +93,13 @@ class BarVenue(StreamOp):
 
     @staticmethod
     def init(c, n_keys):
-        # cash, value of all positions at their last close, then per instrument: position, pending order, last close
-        return (c[0], 0.0, np.zeros(n_keys), np.zeros(n_keys), np.zeros(n_keys))
+        # cash, value of all positions at their last close, then per instrument: position, pending order, last
+        # close, average entry price (NaN when flat)
+        return (c[0], 0.0, np.zeros(n_keys), np.zeros(n_keys), np.zeros(n_keys), np.full(n_keys, np.nan))
 
     @staticmethod
     def step(c, s, key, open_, high, low, close, volume, target):
-        cash, holdings, position, pending, marks = s
+        cash, holdings, position, pending, marks, entry = s
         _, commission, per_unit, slippage, fill_on_close = c
         fill_qty = 0.0
         fill_price = np.nan
@@ -102,6 +111,7 @@ class BarVenue(StreamOp):
             fill_qty = pending[key]
             fill_price, fee = _fill_terms(fill_qty, open_, commission, per_unit, slippage)
             cash -= fill_qty * fill_price + fee
+            entry[key] = _entry_after(position[key], fill_qty, fill_price, entry[key])
             position[key] += fill_qty
             holdings += fill_qty * close
             pending[key] = 0.0
@@ -110,14 +120,15 @@ class BarVenue(StreamOp):
             if fill_on_close:
                 fill_price, fee = _fill_terms(order, close, commission, per_unit, slippage)
                 cash -= order * fill_price + fee
+                entry[key] = _entry_after(position[key], order, fill_price, entry[key])
                 position[key] += order
                 holdings += order * close
                 fill_qty = order
             else:
                 pending[key] = order
         equity = cash + holdings
-        state = (cash, holdings, position, pending, marks)
-        return state, equity, cash, position[key], fill_qty, fill_price, fee, close
+        state = (cash, holdings, position, pending, marks, entry)
+        return state, equity, cash, position[key], fill_qty, fill_price, fee, close, entry[key]
 
     @classmethod
     def summarize(cls, params, recorded):
@@ -135,3 +146,17 @@ def _fill_terms(qty, price, commission, per_unit, slippage):
         fill_price = price * (1.0 - slippage)
     fee = commission * abs(qty) * fill_price + per_unit * abs(qty)
     return fill_price, fee
+
+
+@step_helper
+def _entry_after(held, qty, fill_price, entry):
+    """The average entry price after a fill of ``qty`` at ``fill_price`` on a position ``held`` entered at ``entry``."""
+    after = held + qty
+    if after == 0.0:
+        return np.nan
+    if held == 0.0 or (after > 0.0) != (held > 0.0):
+        # from flat, or a reversal: the new position is all this fill's
+        return fill_price
+    if abs(after) > abs(held):
+        return (held * entry + qty * fill_price) / after
+    return entry

@@ -27,6 +27,7 @@ from nodes.catalog.formats.bars_csv import decode_bars_csv
 from nodes.catalog.formats.binance import decode_binance_file
 from nodes.catalog.formats.bybit import decode_bybit_file
 from nodes.catalog.formats.dbn import decode_dbn_file
+from nodes.catalog.formats.fix import decode_fix_file
 from nodes.catalog.formats.tardis import decode_tardis_file
 from nodes.errors import InvariantError
 
@@ -43,6 +44,7 @@ FORMATS: dict[str, Decoder] = {
     "bars_csv": decode_bars_csv,
     "dbn": decode_dbn_file,
     "binance": decode_binance_file,
+    "fix": decode_fix_file,
     "tardis": decode_tardis_file,
     "bybit": decode_bybit_file,
 }
