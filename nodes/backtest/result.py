@@ -53,7 +53,8 @@ def summarize_bar_backtest(params, recorded: pl.DataFrame) -> BacktestResult:
     last_at_time = pl.col("ts_recv") != pl.col("ts_recv").shift(-1).fill_null(-1)
     equity = (
         recorded.select(
-            pl.col("ts_recv").alias("ts"), "equity", "cash", _exposed().alias("exposed"), last_at_time.alias("last")
+            pl.col("ts_recv").alias("ts"), "equity", "cash",
+            _exposed(recorded["instrument"].n_unique() > 1).alias("exposed"), last_at_time.alias("last")
         )
         .filter("last")
         .drop("last")
@@ -133,12 +134,14 @@ def stats_by_instrument(recorded: pl.DataFrame, trades: pl.DataFrame) -> pl.Data
     )
 
 
-def _exposed() -> pl.Expr:
+def _exposed(many_instruments: bool) -> pl.Expr:
     """Whether any position is open after each event (for Exposure Time), without grouping.
 
     Per instrument, the open/closed flag changes by +1 or -1; their running sum over all events is the number
-    of instruments with a position.
+    of instruments with a position. With one instrument that is just its own flag.
     """
+    if not many_instruments:
+        return pl.col("position") != 0
     is_open = (pl.col("position") != 0).cast(pl.Int64)
     change = is_open - is_open.shift(1).over("instrument").fill_null(0)
     return change.cum_sum() > 0
