@@ -19,6 +19,7 @@ import numba
 import numpy as np
 from numba.core.errors import NumbaError, TypingError
 
+from nodes.contract.cache import cache_dir
 from nodes.errors import SpecError
 
 KNOWN_TARGETS = ("cpu", "numba", "fpga")
@@ -55,11 +56,8 @@ class StepCompileError(SpecError):
 
 
 def kernel_cache_dir() -> Path:
-    """Where generated kernels and numba's cache for them live: ``$TICKLOOM_CACHE`` or ``~/.cache/tickloom``."""
-    root = Path(os.environ.get("TICKLOOM_CACHE", Path.home() / ".cache" / "tickloom"))
-    path = root / "kernels"
-    path.mkdir(parents=True, exist_ok=True)
-    return path
+    """Where generated kernels and numba's cache for them live: ``$TICKLOOM_CACHE/kernels``."""
+    return cache_dir("kernels")
 
 
 _jitted: dict[Callable, Callable] = {}

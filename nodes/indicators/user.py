@@ -37,6 +37,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from nodes.contract import F64, OpParams, StreamOp, step_helper
+from nodes.contract.cache import cache_dir
 
 
 def stream_indicator(
@@ -102,8 +103,6 @@ def _make_step(function: Callable, inputs: tuple[str, ...]) -> Callable:
     The wrapper is written to a file in the kernel cache, named by a hash of the user's module source, so that
     numba can cache it on disk and a changed user function never reuses a stale compilation.
     """
-    from hardware.targets import kernel_cache_dir  # hardware depends on nodes, not the other way round
-
     arguments = ", ".join(inputs)
     source = f"def step(c, s, {arguments}):\n    return _user(s, {arguments})\n"
     origin = inspect.getsourcefile(function) or function.__module__
@@ -114,7 +113,7 @@ def _make_step(function: Callable, inputs: tuple[str, ...]) -> Callable:
     key = hashlib.sha256(source.encode() + origin.encode() + function.__qualname__.encode() + origin_text).hexdigest()[:20]
     module_name = f"tickloom_user_step_{function.__name__}_{key}"
     if module_name not in sys.modules:
-        path = kernel_cache_dir() / f"{module_name}.py"
+        path = cache_dir("kernels") / f"{module_name}.py"
         if not path.exists():
             temporary = path.with_suffix(f".{os.getpid()}.tmp")
             temporary.write_text(source)

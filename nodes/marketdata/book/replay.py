@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
+from nodes.contract.cache import cache_dir
 from nodes.contract import StreamOp
 from nodes.marketdata.book.l2 import BookL2
 from nodes.marketdata.book.ladder import side_levels
@@ -389,8 +390,7 @@ def _compile(source: str, op: type[StreamOp], target: str):
     digest.update(f"{op.__module__}.{op.__qualname__} {numba.__version__} {np.__version__}".encode())
     name = f"tickloom_book_loop_{digest.hexdigest()[:24]}"
     if name not in sys.modules:
-        folder = Path(os.environ.get("TICKLOOM_CACHE", Path.home() / ".cache" / "tickloom")) / "book"
-        folder.mkdir(parents=True, exist_ok=True)
+        folder = cache_dir("book")
         path = folder / f"{name}.py"
         if not path.exists():
             temporary = path.with_suffix(f".{os.getpid()}.tmp")
