@@ -93,3 +93,19 @@ def true_range(high, low, prev_close):
     if span > greatest:
         greatest = span
     return greatest
+
+
+@step_helper
+def push_lagged(count, pos, ring, x):
+    """Store ``x`` in a ring of ``window + 1`` values; return (count, pos, the value ``window`` events back).
+
+    The lagged value is NaN until the ring has filled (momentum and rate of change share this).
+    """
+    size = ring.shape[0]
+    ring[pos] = x
+    pos += 1
+    if pos == size:
+        pos = 0
+    if count < size - 1:
+        return count + 1, pos, np.nan
+    return size, pos, ring[pos]

@@ -4,6 +4,7 @@ import numpy as np
 from pydantic import Field
 
 from nodes.contract import F64, OpParams, StreamOp
+from nodes.indicators._window import push_lagged
 
 
 class MomentumParams(OpParams):
@@ -36,11 +37,5 @@ class Momentum(StreamOp):
         count, pos, ring = s
         if x != x:
             return s, np.nan
-        size = ring.shape[0]
-        ring[pos] = x
-        pos += 1
-        if pos == size:
-            pos = 0
-        if count < size - 1:
-            return (count + 1, pos, ring), np.nan
-        return (size, pos, ring), x - ring[pos]
+        count, pos, before = push_lagged(count, pos, ring, x)
+        return (count, pos, ring), x - before

@@ -4,6 +4,7 @@ import numpy as np
 from pydantic import Field
 
 from nodes.contract import F64, OpParams, StreamOp
+from nodes.indicators._window import push_lagged
 
 
 class RocParams(OpParams):
@@ -36,13 +37,8 @@ class Roc(StreamOp):
         count, pos, ring = s
         if x != x:
             return s, np.nan
-        size = ring.shape[0]
-        ring[pos] = x
-        pos += 1
-        if pos == size:
-            pos = 0
-        if count < size - 1:
-            return (count + 1, pos, ring), np.nan
-        before = ring[pos]
+        count, pos, before = push_lagged(count, pos, ring, x)
+        if before != before:
+            return (count, pos, ring), np.nan
         out = ((x / before) - 1.0) * 100.0 if before != 0.0 else 0.0
-        return (size, pos, ring), out
+        return (count, pos, ring), out

@@ -37,17 +37,12 @@ from typing import Literal
 import numpy as np
 from pydantic import Field, model_validator
 
-from nodes.contract import I64, OpParams, SourceOp
+from nodes.contract import OpParams, SourceOp
 from nodes.errors import DataQualityError
 from nodes.marketdata.binance.normalize import list_symbols, normalize_capture
+from nodes.marketdata.stream_ports import OUTPUTS, port_chunks
 
 _FILE_NAME = re.compile(r"^(?:(?:spot|um|usdm|cm|coinm|futures)_)?(?P<symbol>[a-z0-9]+(?:_[a-z0-9]+)*?)_(?P<date>\d{8})$")
-PORTS = ("side", "price", "size", "action", "flags", "sequence", "trade_id", "bid_px", "ask_px", "bid_sz", "ask_sz")
-SCHEMA_PORTS = {
-    "book_deltas": ("side", "price", "size", "action", "flags", "sequence"),
-    "trades": ("side", "price", "size", "trade_id"),
-    "quotes": ("bid_px", "ask_px", "bid_sz", "ask_sz", "sequence"),
-}
 
 
 def symbol_from_file_name(path: str) -> str | None:
@@ -123,7 +118,7 @@ class BinanceCapture(SourceOp):
 
     name = "source.binance_capture"
     Params = BinanceCaptureParams
-    outputs = {port: I64 for port in PORTS}
+    outputs = OUTPUTS
 
     @classmethod
     def instruments(cls, params: BinanceCaptureParams, base_dir: Path | None = None) -> list[str]:
@@ -152,23 +147,5 @@ class BinanceCaptureReader:
             max_bad_fraction=p.max_bad_fraction,
         )
         self.report = run.report
-        filled = SCHEMA_PORTS[p.schema_]
         for chunk in run:
-            frame = getattr(chunk, p.schema_)
-            n = frame.height
-            if n == 0:
-                continue
-            symbols = frame["symbol"]
-            codes = symbols.replace_strict(index, return_dtype=None).to_numpy().astype(np.int32)
-            columns = {
-                "ts_event": frame["ts_event"].to_numpy(),
-                "ts_recv": frame["ts_recv"].to_numpy(),
-                "instrument": codes,
-            }
-            for port in PORTS:
-                if port in filled:
-                    columns[port] = frame[port].fill_null(0).to_numpy().astype(np.int64, copy=False)
-                else:
-                    columns[port] = np.zeros(n, np.int64)
-            for start in range(0, n, max_rows):
-                yield {k: v[start : start + max_rows] for k, v in columns.items()}
+            yield from port_chunks(getattr(chunk, p.schema_), p.schema_, index, max_rows, str(self.path))

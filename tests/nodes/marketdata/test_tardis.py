@@ -17,7 +17,7 @@ import yaml
 
 from nodes.catalog import Catalog
 from nodes.errors import DataQualityError
-from nodes.marketdata.binance.source import PORTS as BINANCE_PORTS
+from nodes.marketdata.binance.source import BinanceCapture
 from nodes.marketdata.book.replay import replay_book
 from nodes.marketdata.decimal_units import BAD, MISSING, parse_units
 from nodes.marketdata.schemas import (
@@ -308,7 +308,7 @@ def test_symbols_filter_drops_or_fails(tmp_path):
 # -- the source op and the catalog format -------------------------------------------------------------------------------
 
 def test_the_source_op_has_the_shared_ports_and_emits_sorted_int64_chunks(tmp_path):
-    assert PORTS == BINANCE_PORTS
+    assert tuple(Tardis.outputs) == PORTS == tuple(BinanceCapture.outputs)
     path = _write(tmp_path / "book.csv.gz", INCREMENTAL_HEADER, INCREMENTAL, compress=True)
     params = Tardis.Params.model_validate({"path": path.name})
     assert Tardis.instruments(params, tmp_path) == ["BTC-PERPETUAL"]
