@@ -206,7 +206,8 @@ def initial_state(plan: Plan, node_id: str) -> tuple:
 
 def node_constants(plan: Plan, node_id: str) -> tuple:
     node = plan.graph.nodes[node_id]
-    return tuple(node.op.constants(node.definition.params))
+    params = node.definition.params
+    return tuple(node.op.constants(params)) + tuple(node.op.instrument_constants(params, plan.graph.instruments))
 
 
 def _state_size(plan: Plan, node_id: str) -> int:

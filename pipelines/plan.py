@@ -87,7 +87,8 @@ def compile_plan(spec: LoadedSpec, record: list[str] | None = None) -> Plan:
     """Compile ``spec`` into a Plan.
 
     ``record`` names extra nodes whose outputs are kept per event (sinks — nodes nobody consumes — and inputs of
-    table ops are always recorded).
+    table ops are always recorded, except sinks whose op sets ``record_events = False``: their logs are their
+    record).
     """
     graph: Graph = spec.graph
     stream = [n for n in graph.order if graph.nodes[n].op.kind == "stream"]
@@ -117,7 +118,8 @@ def compile_plan(spec: LoadedSpec, record: list[str] | None = None) -> Plan:
                     if (producer, arg.port) not in writer.writes:
                         writer.writes.append((producer, arg.port))
     tables = [n for n in graph.order if graph.nodes[n].op.kind == "table"]
-    recorded = [n for n in stream if not graph.consumers(n)]
+    # sinks are recorded per event, except ops whose record is their logs (a tick venue)
+    recorded = [n for n in stream if not graph.consumers(n) and graph.nodes[n].op.record_events]
     for table in tables:
         # a table op reading another table op gets that op's result, not a recording
         recorded.extend(

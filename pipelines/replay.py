@@ -10,6 +10,7 @@ before it; events after the window never reach a node.
 """
 
 import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -31,6 +32,9 @@ from pipelines.codegen import (
 from pipelines.plan import Plan, Segment
 from pipelines.time_window import TimeWindow, account_nodes
 
+# Wraps one source's chunk iterator: a stress scenario that shocks prices, delays or drops events.
+SourceTransform = Callable[[Iterator[dict[str, np.ndarray]]], Iterator[dict[str, np.ndarray]]]
+
 
 @dataclass
 class ReplayResult:
@@ -43,6 +47,7 @@ class ReplayResult:
     seconds: float
     summaries: dict[str, object] = field(default_factory=dict)
     warmup_events: int = 0  # events that only warmed nodes up before the window (not in ``events``)
+    logs: dict[str, dict[str, pl.DataFrame]] = field(default_factory=dict)  # node → log name → rows
 
 
 class _BoundSegment:
@@ -89,6 +94,15 @@ class _BoundSegment:
                 self.states[detail[0]] = value
             else:
                 self.values[detail] = value
+
+    def drain_logs(self) -> dict[str, dict[str, dict[str, np.ndarray]]]:
+        """Take the rows the segment's logging ops wrote since the last drain: node → log → columns."""
+        drained = {}
+        for node_id in self.segment.nodes:
+            op = self.plan.graph.nodes[node_id].op
+            if op.logs:
+                self.states[node_id], drained[node_id] = op.drain(self.constants[node_id], self.states[node_id])
+        return drained
 
     def _argument(self, kind: str, detail: tuple, batch: "_Batch", start: int, stop: int):
         if kind == "n":
@@ -161,13 +175,19 @@ class _Batch:
 
 
 def replay(
-    plan: Plan, base_dir: Path | None = None, window: TimeWindow | None = None, summarize: bool = True
+    plan: Plan,
+    base_dir: Path | None = None,
+    window: TimeWindow | None = None,
+    summarize: bool = True,
+    source_transforms: dict[str, SourceTransform] | None = None,
 ) -> ReplayResult:
-    """Run ``plan`` over its sources' history and return the recorded outputs and table results.
+    """Run ``plan`` over its sources' history and return the recorded outputs, logs and table results.
 
     ``window`` keeps only the events of a time window, warmed up as ``pipelines/time_window.py`` describes.
-    ``summarize`` also derives what ops summarize from their records (a venue's trades and stats); a
-    benchmark of the stream pass alone turns it off.
+    ``summarize`` also derives what ops summarize from their records and logs (a venue's trades and stats); a
+    benchmark of the stream pass alone turns it off. ``source_transforms`` wraps a source's chunk iterator
+    (source node id → function of the iterator), e.g. a stress scenario that shocks prices or delays events;
+    a transform must keep each source's events sorted by ``ts_recv``.
 
     Raises:
         DataQualityError: a source found bad data (named with file and line).
@@ -176,6 +196,9 @@ def replay(
     graph = plan.graph
     base_dir = Path(base_dir) if base_dir is not None else plan.spec.path.parent
     readers = [graph.nodes[s].op.open(graph.nodes[s].definition.params, base_dir) for s in graph.sources]
+    unknown = set(source_transforms or ()) - set(graph.sources)
+    if unknown:
+        raise KeyError(f"source transforms for {sorted(unknown)}: not sources of the spec (sources: {graph.sources})")
     key_maps = [np.array([graph.instruments.index(i) for i in r.instruments], dtype=np.int64) for r in readers]
     holds = _hold_arrays(plan)
     # columns of each source's chunks, so a batch without rows of a source still has its (empty) columns
@@ -192,7 +215,12 @@ def replay(
     recorded_parts: dict[str, list[pl.DataFrame]] = {n: [] for n in plan.recorded}
     events = warmup_events = 0
     many_sources = len(graph.sources) > 1
-    merged_batches = merge_chunks([r.chunks(chunk_events) for r in readers], columns)
+    chunk_streams = [
+        (source_transforms or {}).get(s, lambda chunks: chunks)(r.chunks(chunk_events))
+        for s, r in zip(graph.sources, readers)
+    ]
+    log_parts: dict[str, dict[str, list[dict[str, np.ndarray]]]] = {}
+    merged_batches = merge_chunks(chunk_streams, columns)
     window_batches = window.cut(merged_batches) if window is not None else ((m, False) for m in merged_batches)
     opened = window is None or window.warmup_start_ns is None
     for merged, warming_up in window_batches:
@@ -209,21 +237,45 @@ def replay(
         else:
             for segment in segments:
                 segment.run(batch, 0, batch.n)
+        drained = [segment.drain_logs() for segment in segments]
         if warming_up:
             warmup_events += batch.n
             continue
+        for by_node in drained:
+            for node_id, by_log in by_node.items():
+                for log, columns_ in by_log.items():
+                    log_parts.setdefault(node_id, {}).setdefault(log, []).append(columns_)
         for node_id in plan.recorded:
             recorded_parts[node_id].append(_recorded_frame(plan, node_id, batch, source_index))
         events += batch.n
     recorded = {n: _concat(parts, plan, n) for n, parts in recorded_parts.items()}
     recorded = {n: _with_instrument_names(frame, graph.instruments) for n, frame in recorded.items()}
-    tables = _run_tables(plan, recorded)
-    summaries = {
-        n: graph.nodes[n].op.summarize(graph.nodes[n].definition.params, recorded[n])
-        for n in plan.recorded
-        if summarize and hasattr(graph.nodes[n].op, "summarize")
+    # a logging op that saw no chunk still gets its (empty) logs, with their columns
+    for segment in segments:
+        for node_id, by_log in segment.drain_logs().items():
+            for log, columns_ in by_log.items():
+                log_parts.setdefault(node_id, {}).setdefault(log, []).append(columns_)
+    logs = {
+        n: {log: _log_frame(parts, graph.instruments) for log, parts in by_log.items()}
+        for n, by_log in log_parts.items()
     }
-    return ReplayResult(plan, recorded, tables, events, time.perf_counter() - started, summaries, warmup_events)
+    tables = _run_tables(plan, recorded)
+    summaries = {}
+    for node_id in list(plan.recorded) + [n for n in logs if n not in plan.recorded]:
+        op = graph.nodes[node_id].op
+        if summarize and hasattr(op, "summarize"):
+            summaries[node_id] = op.summarize(graph.nodes[node_id].definition.params, recorded.get(node_id),
+                                              logs.get(node_id, {}))
+    return ReplayResult(plan, recorded, tables, events, time.perf_counter() - started, summaries, warmup_events, logs)
+
+
+def _log_frame(parts: list[dict[str, np.ndarray]], instruments: list[str]) -> pl.DataFrame:
+    """One log's drained parts as a frame; a ``key`` column gets the instrument's name beside it."""
+    frame = pl.concat([pl.DataFrame(p) for p in parts], rechunk=True)
+    if "key" in frame.columns:
+        names = pl.Series("instrument", instruments, dtype=pl.Enum(instruments)).gather(frame["key"])
+        frame = frame.insert_column(frame.columns.index("key") + 1, names)
+    return frame
 
 
 def _hold_arrays(plan: Plan) -> dict:

@@ -42,6 +42,7 @@ def run_spec(
     record: list[str] | None = None,
     write: bool = True,
     window: TimeWindow | None = None,
+    source_transforms: dict | None = None,
 ) -> RunOutput:
     """Backtest (or replay) the spec at ``path`` and write its outputs.
 
@@ -50,7 +51,9 @@ def run_spec(
     instrument, ``nodes.backtest.result.stats_by_instrument``) and ``report.png``; for every recorded
     node ``<node>.parquet``; always ``spec.json`` (the resolved spec and its hash, and the window if any) and
     ``report.html`` (self-contained, see ``nodes/backtest/html_report.py``). ``window`` runs only a slice of
-    time (``pipelines/time_window.py``).
+    time (``pipelines/time_window.py``). Logs of logging ops (a tick venue's fills and order events) are
+    written as ``<node>.<log>.parquet``. ``source_transforms`` wraps sources' chunks (stress scenarios; see
+    ``pipelines.replay.replay``).
 
     Raises:
         SpecError, GraphError: the spec is invalid.
@@ -58,7 +61,7 @@ def run_spec(
     """
     spec = load_spec(path, sets=sets, places=places)
     plan = compile_plan(spec, record=record)
-    result = replay(plan, window=window)
+    result = replay(plan, window=window, source_transforms=source_transforms)
     backtests = [s for s in result.summaries.values() if isinstance(s, BacktestResult)]
     backtest = backtests[0] if backtests else None
     output = RunOutput(spec, plan, result, backtest, None, window=window)
@@ -84,6 +87,9 @@ def write_run(output: RunOutput, out_dir: Path) -> list[Path]:
     files.append(spec_file)
     for node_id, frame in output.replay.recorded.items():
         files.append(_parquet(frame, out_dir / f"{node_id}.parquet"))
+    for node_id, logs in output.replay.logs.items():
+        for name, frame in logs.items():
+            files.append(_parquet(frame, out_dir / f"{node_id}.{name}.parquet"))
     for node_id, tables in output.replay.tables.items():
         for name, frame in tables.items():
             files.append(_parquet(frame, out_dir / (f"{node_id}.parquet" if name == "out" else f"{node_id}.{name}.parquet")))

@@ -98,6 +98,12 @@ class StreamOp(Op):
     output_scopes: ClassVar[dict[str, Scope]] = {}
     # Inputs whose events make the node run; None: all of them. The others are read as of that moment.
     triggers: ClassVar[tuple[str, ...] | None] = None
+    # Names of the op's logs: sparse rows (a venue's fills, order events) kept in its state and handed to the
+    # engine by ``drain`` after every chunk. Only unkeyed ops have logs.
+    logs: ClassVar[tuple[str, ...]] = ()
+    # False: a sink whose per-event outputs are not recorded unless asked for (its logs are its record), so a
+    # long tick replay keeps memory bounded by the chunk instead of growing with every event.
+    record_events: ClassVar[bool] = True
 
     @staticmethod
     def constants(params: OpParams) -> tuple:
@@ -116,6 +122,24 @@ class StreamOp(Op):
     @staticmethod
     def step(c: tuple, s: tuple, *args):
         raise NotImplementedError  # every stream op defines its own step
+
+    @classmethod
+    def instrument_constants(cls, params: OpParams, instruments: list[str]) -> tuple:
+        """Return constants that depend on the plan's instruments (arrays indexed by key), appended to ``c``.
+
+        Per-instrument settings (``impact_by_instrument: {AAPL: ...}``) need the instruments' order, which only
+        the plan knows. Default: nothing.
+        """
+        return ()
+
+    @staticmethod
+    def drain(c: tuple, s: tuple) -> tuple[tuple, dict[str, dict[str, np.ndarray]]]:
+        """Return the state with its log buffers emptied and the rows logged since the last drain.
+
+        Called as Python (never compiled) after every chunk and at the end of a replay, for ops that declare
+        ``logs``: ``(state, {log: {column: array}})``, with the same columns on every call.
+        """
+        raise NotImplementedError  # an op with logs defines how they are read out of its state
 
     @classmethod
     def scope_of(cls, port: str) -> Scope:
