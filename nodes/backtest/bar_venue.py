@@ -131,8 +131,11 @@ class BarVenue(StreamOp):
         return state, equity, cash, position[key], fill_qty, fill_price, fee, close, entry[key]
 
     @classmethod
-    def summarize(cls, params, recorded):
-        """Derive trades, the equity curve and stats from the recorded outputs (see ``nodes.backtest.result``)."""
+    def summarize(cls, params, recorded, logs):
+        """Derive trades, the equity curve and stats from the recorded outputs (see ``nodes.backtest.result``).
+
+        ``logs`` is empty: the bar venue's record is its per-event outputs.
+        """
         from nodes.backtest.result import summarize_bar_backtest
 
         return summarize_bar_backtest(params, recorded)
