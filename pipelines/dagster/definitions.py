@@ -27,7 +27,7 @@ from nodes.errors import SpecError
 from pipelines.dagster.common import safe_name
 from pipelines.dagster.ingest import IngestNodeDefs, ingest_defs
 from pipelines.dagster.strategy import spec_assets
-from pipelines.spec import LoadedSpec, load_spec
+from pipelines.spec import LoadedSpec, load_spec, spec_files
 
 BROKEN_GROUP = "broken_specs"
 
@@ -44,7 +44,7 @@ def build_definitions(specs_dir: str | Path, catalog_dir: str | Path | None = No
     catalog_dir = (Path(catalog_dir) if catalog_dir else resolve_root(None)).resolve()
     out = _Collected()
     loaded: list[LoadedSpec] = []
-    for path in sorted(specs_dir.rglob("*.yaml")):
+    for path in spec_files(specs_dir):
         try:
             loaded.append(load_spec(path))
         except Exception as error:  # noqa: BLE001 - whatever breaks one spec must not break the location

@@ -90,6 +90,19 @@ class LoadedSpec:
         }
 
 
+# Folders of a specs tree that hold other YAML formats: hardware profiles and topologies, stress scenarios.
+NON_SPEC_FOLDERS = ("hardware", "stress")
+
+
+def spec_files(root: Path) -> list[Path]:
+    """Return every spec file under ``root`` (``*.yaml``), sorted, leaving out the ``NON_SPEC_FOLDERS``."""
+    root = Path(root)
+    return sorted(
+        path for path in root.rglob("*.yaml")
+        if not set(NON_SPEC_FOLDERS) & set(path.relative_to(root).parts[:-1])
+    )
+
+
 def load_spec(
     path: str | Path,
     sets: list[str] | None = None,
