@@ -10,7 +10,7 @@ import re
 from dataclasses import dataclass, field
 
 from nodes.contract import RecordType, ScalarType, Scope
-from nodes.errors import GraphError, SourceLocation
+from nodes.errors import GraphError, SourceLocation, SpecError
 
 _REF = re.compile(r"^\s*(?:(?P<prev>prev)\(\s*)?(?P<node>[A-Za-z_][\w\-]*)(?:\.(?P<port>[A-Za-z_]\w*))?(?(prev)\s*\))\s*$")
 
@@ -81,6 +81,7 @@ def build_graph(spec) -> Graph:
         instruments.extend(name for name in names if name not in instruments)
     _assign_sources(nodes, order, spec)
     _check_as_of_reads(nodes, source_instruments, spec)
+    _check_instrument_constants(nodes, instruments, spec)
     graph = Graph(nodes, order, sources, instruments, source_instruments)
     spec.graph = graph
     return graph
@@ -225,6 +226,21 @@ def _assign_sources(nodes: dict[str, GraphNode], order: list[str], spec) -> None
         if not node.sources:
             raise GraphError.at(spec.where("nodes", node_id, "in"),
                                 f"node {node_id!r} reads only prev(...) inputs, so no event would ever make it run")
+
+
+def _check_instrument_constants(nodes: dict[str, GraphNode], instruments: list[str], spec) -> None:
+    """Build every stream op's per-instrument constants once, so a param naming an instrument the spec does not
+    have (``impact_by_instrument: {XOM: ...}``) is a spec error at the node, from ``validate`` and ``plan`` too."""
+    problems = []
+    for node in nodes.values():
+        if node.op.kind != "stream":
+            continue
+        try:
+            node.op.instrument_constants(node.definition.params, instruments)
+        except ValueError as error:
+            problems.append((spec.where("nodes", node.id, "with"), f"{error} [op {node.op.name}]"))
+    if problems:
+        raise SpecError(problems)
 
 
 def _check_as_of_reads(nodes: dict[str, GraphNode], source_instruments: dict[str, list[str]], spec) -> None:

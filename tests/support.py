@@ -108,6 +108,13 @@ EXAMPLE_PARAMS: dict[str, list[dict]] = {
         {"cash": 10_000, "commission": 0.002},
         {"cash": 50_000, "commission_per_unit": 0.01, "slippage_bps": 5, "fill": "close"},
         {"cash": 1_000, "commission": 0.001, "slippage_bps": 12.5, "close_at_end": False},
+        {"cash": 10_000, "slippage_bps": 2, "impact": {"model": "fixed_bps", "bps": 7}},
+        {"cash": 100_000, "commission": 0.001,
+         "impact": {"model": "volume_share", "coef": 0.2, "max_participation": 1e-6}},
+        {"cash": 100_000, "slippage_bps": 2, "fill": "close",
+         "impact": {"model": "square_root", "y": 0.7, "sigma_halflife_bars": 10, "adv_halflife_bars": 5}},
+        {"cash": 100_000, "impact": {"model": "almgren_chriss", "eta": 0.1, "gamma": 0.05,
+                                     "permanent_halflife_bars": 10}},
     ],
 }
 
@@ -328,10 +335,16 @@ def op_context(op: type[StreamOp], n: int, keys: np.ndarray | None = None, ts: n
     return [values[name] for name in op.context]
 
 
-def drive(op: type[StreamOp], params, context: list, inputs: list, target: str, n_keys: int = 1) -> list:
-    """Run the op's step over every event in a plain loop on ``target``; return one array per output port."""
+def drive(op: type[StreamOp], params, context: list, inputs: list, target: str, n_keys: int = 1,
+          instruments: list[str] | None = None) -> list:
+    """Run the op's step over every event in a plain loop on ``target``; return one array per output port.
+
+    ``c`` is built as the engine builds it: ``constants(params) + instrument_constants(params, instruments)``
+    (instrument names default to ``I0``, ``I1``, …).
+    """
     step = step_function(op.step, target)
-    c = tuple(op.constants(params))
+    names = list(instruments) if instruments is not None else [f"I{k}" for k in range(n_keys)]
+    c = tuple(op.constants(params)) + tuple(op.instrument_constants(params, names))
     s = op.init(c, n_keys)
     n = len(inputs[0]) if inputs else len(context[0])
     outputs = [np.empty(n, dtype=t.dtype) for t in op.outputs.values()]
