@@ -253,12 +253,13 @@ def fpga_cost(op, params, clock_hz: float) -> TargetCost | str:
 
 
 def place_spec(spec: LoadedSpec, profile: HardwareProfile | None = None,
-               require_budget: bool = False) -> tuple[LoadedSpec, PlacementReport]:
+               require_budget: bool = False, budget_ns: float | None = None) -> tuple[LoadedSpec, PlacementReport]:
     """Resolve ``place: auto`` in ``spec`` with its ``placement:`` settings; return the placed spec and the report.
 
     Reads, when the spec model has them, ``placement.latency_budget`` (``2us`` or ns), ``placement.profile`` (a
     profile YAML relative to the spec; ``profile`` given here wins), ``placement.min_event_interval`` and
-    ``placement.orders_from``. A spec without ``auto`` nodes is returned as it is (with its costed report).
+    ``placement.orders_from``; ``budget_ns`` given here wins over the spec's budget. A spec without ``auto``
+    nodes is returned as it is (with its costed report).
 
     Raises:
         SpecError: no feasible placement (at the spec's ``placement`` block, or the first auto node), or the budget
@@ -275,7 +276,7 @@ def place_spec(spec: LoadedSpec, profile: HardwareProfile | None = None,
     interval = value("min_event_interval")
     report = plan_placement(
         spec, profile,
-        budget_ns=parse_duration_ns(budget) if budget is not None else None,
+        budget_ns=budget_ns if budget_ns is not None else parse_duration_ns(budget) if budget is not None else None,
         min_event_interval_ns=parse_duration_ns(interval) if interval is not None else None,
         order_nodes=value("orders_from"),
     )
@@ -300,10 +301,18 @@ def apply_placement(spec: LoadedSpec, placement: Placement) -> LoadedSpec:
         raise SpecError.at(None, f"no placement to apply: {placement.problem}")
     from pipelines.graph import build_graph
 
-    nodes = {node_id: replace(d, place=placement.assignment.get(node_id, d.place)) for node_id, d in spec.nodes.items()}
+    nodes = {node_id: replace(d, place=placement.assignment.get(node_id, _outside_target(d))) for node_id, d in spec.nodes.items()}
     placed = replace(spec, nodes=nodes, graph=None)
     build_graph(placed)
     return placed
+
+
+def _outside_target(definition) -> str:
+    """Where an ``auto`` node the planner does not place runs (a venue: the exchange, outside our system): the
+    fastest host target it offers, since its cost is not on our tick-to-trade path."""
+    if definition.place != AUTO:
+        return definition.place
+    return "numba" if "numba" in definition.op.targets else "cpu"
 
 
 def node_ready_ns(report: PlacementReport) -> dict[str, float]:

@@ -11,7 +11,7 @@ segment advances one event at a time, exactly like the live runtime.
 from dataclasses import dataclass, field
 
 from pipelines.graph import Graph, PortRef
-from pipelines.spec.load import LoadedSpec
+from pipelines.spec.load import AUTO_PLACE, LoadedSpec
 
 
 @dataclass
@@ -36,6 +36,7 @@ class Plan:
     recorded: list[str]
     held: list[tuple[str, str]]  # ports read one event back through prev(...)
     interleaved_because: str | None
+    placement: object | None = None  # the planner's report when nodes said `place: auto` (pipelines/placement.py)
 
     @property
     def interleaved(self) -> bool:
@@ -86,10 +87,18 @@ def _collapse(args: list[PortRef]) -> list[str]:
 def compile_plan(spec: LoadedSpec, record: list[str] | None = None) -> Plan:
     """Compile ``spec`` into a Plan.
 
+    Nodes placed ``auto`` are placed first by the planner (``pipelines.placement.place_spec``) against the
+    spec's ``placement`` budget; its report is ``Plan.placement``.
+
     ``record`` names extra nodes whose outputs are kept per event (sinks — nodes nobody consumes — and inputs of
     table ops are always recorded, except sinks whose op sets ``record_events = False``: their logs are their
     record).
     """
+    placement = None
+    if any(node.place == AUTO_PLACE for node in spec.nodes.values()):
+        from pipelines.placement import place_spec
+
+        spec, placement = place_spec(spec)
     graph: Graph = spec.graph
     stream = [n for n in graph.order if graph.nodes[n].op.kind == "stream"]
     segments: list[Segment] = []
@@ -130,4 +139,4 @@ def compile_plan(spec: LoadedSpec, record: list[str] | None = None) -> Plan:
             raise KeyError(f"cannot record {node_id!r}: no such node")
         if node_id not in recorded and graph.nodes[node_id].op.kind in ("stream", "source"):
             recorded.append(node_id)
-    return Plan(spec, graph, segments, tables, recorded, held, interleaved_because)
+    return Plan(spec, graph, segments, tables, recorded, held, interleaved_because, placement)

@@ -3,7 +3,7 @@
     tickloom demo                      backtest the shipped example on the shipped sample data
     tickloom run SPEC [--set k=v] [--place node=target] [--out DIR]
     tickloom validate SPEC... [--set k=v] [--explain]
-    tickloom plan SPEC [--set k=v] [--place node=target] [--json]
+    tickloom plan SPEC [--set k=v] [--place node=target] [--json] [--costs] [--profile YAML] [--budget 2us]
     tickloom ops [--json]
     tickloom schema
     tickloom ingest SPEC [--set k=v] [--catalog DIR]
@@ -82,6 +82,10 @@ def _parser() -> argparse.ArgumentParser:
     plan.add_argument("spec", type=Path)
     spec_options(plan)
     plan.add_argument("--json", action="store_true")
+    plan.add_argument("--profile", type=Path, metavar="YAML", help="hardware profile to cost the placement against")
+    plan.add_argument("--budget", metavar="DURATION", help="tick-to-trade budget, e.g. 2us (overrides the spec's)")
+    plan.add_argument("--costs", action="store_true",
+                      help="show the modeled costs and tick-to-trade path even when no node is placed auto")
     plan.set_defaults(handler=_plan)
 
     ops = commands.add_parser("ops", help="list every op with its ports and parameters")
@@ -336,10 +340,24 @@ def _explain(spec) -> str:
 
 def _plan(args) -> int:
     from pipelines.codegen import generate_segment
+    from pipelines.placement import describe_placement, placement_json
     from pipelines.plan import compile_plan
     from pipelines.spec import load_spec
 
-    plan = compile_plan(load_spec(args.spec, sets=args.sets, places=args.places))
+    spec = load_spec(args.spec, sets=args.sets, places=args.places)
+    report = None
+    if args.costs or args.profile or args.budget or spec.model.placement is not None or any(
+        n.place == "auto" for n in spec.nodes.values()
+    ):
+        from hardware.profile import parse_duration_ns
+        from pipelines.hardware_profile import load_profile
+        from pipelines.placement import place_spec
+
+        profile = load_profile(args.profile) if args.profile else None
+        budget_ns = parse_duration_ns(args.budget) if args.budget else None
+        spec, report = place_spec(spec, profile, budget_ns=budget_ns)
+    plan = compile_plan(spec)
+    plan.placement = report
     if args.json:
         print(json.dumps({
             "spec": plan.spec.name,
@@ -354,9 +372,15 @@ def _plan(args) -> int:
             "interleaved": plan.interleaved_because,
             "recorded": plan.recorded,
             "kernels": {f"segment_{s.index}": generate_segment(plan, s).source for s in plan.segments},
+            **({"placement": placement_json(report)} if report is not None else {}),
         }, indent=2))
     else:
         print(plan.describe())
+        if report is not None:
+            print()
+            print(describe_placement(report))
+    if report is not None and not (report.placement.feasible and report.placement.budget_met):
+        return 2
     return 0
 
 

@@ -77,6 +77,7 @@ class LoadedSpec:
             "kind": self.model.kind,
             "params": self.model.params,
             "defaults": self.model.defaults.model_dump(),
+            **({"placement": self.model.placement.model_dump()} if self.model.placement is not None else {}),
             "modules": {m: _file_digest(self.path.parent / m) for m in self.model.modules},
             "nodes": {
                 node.id: {
@@ -89,6 +90,9 @@ class LoadedSpec:
             },
         }
 
+
+# A placement the planner resolves (pipelines/placement.py) before the plan is compiled.
+AUTO_PLACE = "auto"
 
 # Folders of a specs tree that hold other YAML formats: hardware profiles and topologies, stress scenarios.
 NON_SPEC_FOLDERS = ("hardware", "stress")
@@ -360,6 +364,11 @@ def _validate_nodes(model: SpecModel, nodes_data: dict, origins: dict, registry:
         op = op.specialize(params)
         place = node.place or model.defaults.place
         place_path = at + ("place",) if node.place else ("defaults", "place")
+        if place == AUTO_PLACE:
+            # the planner chooses among the op's targets (pipelines/placement.py); other ops stay on cpu
+            nodes[node_id] = NodeDefinition(node_id, op, params, node.in_, AUTO_PLACE if op.kind == "stream" else "cpu",
+                                            index)
+            continue
         if place not in KNOWN_TARGETS:
             problems.append(
                 (_where(origins, place_path),

@@ -30,14 +30,31 @@ class NodeModel(_Closed):
     with_: dict[str, Any] = Field(
         default_factory=dict, alias="with", description="the op's parameters; '${name}' refers to a spec param"
     )
-    place: str | None = Field(None, description="target: cpu, numba or fpga; the spec default when unset")
+    place: str | None = Field(
+        None, description="target: cpu, numba, fpga, or auto (the planner chooses); the spec default when unset"
+    )
 
 
 class DefaultsModel(_Closed):
     """Settings that apply to every node unless the node says otherwise."""
 
-    place: str = Field("cpu", description="placement of nodes without their own `place`")
+    place: str = Field("cpu", description="placement of nodes without their own `place` (cpu, numba, fpga, auto)")
     chunk_events: int = Field(65_536, ge=1, le=16_777_216, description="events per replay chunk (bounds memory)")
+
+
+class PlacementModel(_Closed):
+    """How ``place: auto`` nodes are placed: the latency budget and the hardware they are planned against."""
+
+    latency_budget: str | int | None = Field(
+        None, description="modeled tick-to-trade the placement must meet, e.g. 2us (or ns as a number)"
+    )
+    min_event_interval: str | int | None = Field(
+        None, description="shortest gap between events the placement must sustain, e.g. 100ns"
+    )
+    profile: str | None = Field(None, description="hardware profile YAML, relative to the spec (docs/hardware.md)")
+    orders_from: list[str] | None = Field(
+        None, description="nodes whose output is the order (default: the nodes a venue reads orders from)"
+    )
 
 
 class SpecModel(_Closed):
@@ -53,6 +70,7 @@ class SpecModel(_Closed):
     modules: list[str] = Field(
         default_factory=list, description="Python files with user ops, relative to the spec that lists them"
     )
+    placement: PlacementModel | None = Field(None, description="settings of `place: auto` (docs/hardware.md)")
     nodes: dict[str, NodeModel] = Field(description="the graph: node id → node")
 
 
