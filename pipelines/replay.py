@@ -192,81 +192,123 @@ def replay(
     Raises:
         DataQualityError: a source found bad data (named with file and line).
     """
-    started = time.perf_counter()
-    graph = plan.graph
-    base_dir = Path(base_dir) if base_dir is not None else plan.spec.path.parent
-    readers = [graph.nodes[s].op.open(graph.nodes[s].definition.params, base_dir) for s in graph.sources]
-    unknown = set(source_transforms or ()) - set(graph.sources)
-    if unknown:
-        raise KeyError(f"source transforms for {sorted(unknown)}: not sources of the spec (sources: {graph.sources})")
-    key_maps = [np.array([graph.instruments.index(i) for i in r.instruments], dtype=np.int64) for r in readers]
-    holds = _hold_arrays(plan)
-    # columns of each source's chunks, so a batch without rows of a source still has its (empty) columns
-    columns = [["ts_event", "ts_recv", "instrument", *graph.nodes[s].op.outputs] for s in graph.sources]
-    # sources are referenced by their index in the generated code
-    source_index = {s: i for i, s in enumerate(graph.sources)}
-    segments = [_BoundSegment(plan, segment, holds) for segment in plan.segments]
-    for segment in segments:
-        segment.code.arguments = [
-            (name, kind, (source_index[detail[0]], detail[1]) if kind == "column" else detail)
-            for name, kind, detail in segment.code.arguments
-        ]
-    chunk_events = plan.spec.model.defaults.chunk_events
-    recorded_parts: dict[str, list[pl.DataFrame]] = {n: [] for n in plan.recorded}
-    events = warmup_events = 0
-    many_sources = len(graph.sources) > 1
-    chunk_streams = [
-        (source_transforms or {}).get(s, lambda chunks: chunks)(r.chunks(chunk_events))
-        for s, r in zip(graph.sources, readers)
-    ]
-    log_parts: dict[str, dict[str, list[dict[str, np.ndarray]]]] = {}
-    merged_batches = merge_chunks(chunk_streams, columns)
+    run = StreamRun(plan, base_dir, source_transforms=source_transforms)
+    merged_batches = run.merged_batches()
     window_batches = window.cut(merged_batches) if window is not None else ((m, False) for m in merged_batches)
     opened = window is None or window.warmup_start_ns is None
     for merged, warming_up in window_batches:
         if not warming_up and not opened:
-            reset = set(account_nodes(graph))
-            for segment in segments:
-                segment.reset(reset)
+            run.reset(set(account_nodes(plan.graph)))
             opened = True
-        batch = _Batch(merged, key_maps, many_sources)
-        if plan.interleaved:
+        run.run_batch(merged, keep=not warming_up)
+    return run.finish(summarize)
+
+
+class StreamRun:
+    """One pass of a plan's stream: bound segments and the state they carry from batch to batch.
+
+    ``replay`` drives it over history; the live runtime drives the same object over batches that arrive from
+    live feeds, so backtest and live run exactly the same kernels on exactly the same state. ``readers``
+    replaces the sources' own readers (a live feed for a file source); ``record=False`` keeps no per-event
+    record (a live session keeps its logs only).
+    """
+
+    def __init__(self, plan: Plan, base_dir: Path | None = None, *, readers: list | None = None,
+                 source_transforms: dict[str, SourceTransform] | None = None, record: bool = True):
+        self.started = time.perf_counter()
+        self.plan = plan
+        graph = plan.graph
+        base_dir = Path(base_dir) if base_dir is not None else plan.spec.path.parent
+        self.readers = readers if readers is not None else [
+            graph.nodes[s].op.open(graph.nodes[s].definition.params, base_dir) for s in graph.sources
+        ]
+        unknown = set(source_transforms or ()) - set(graph.sources)
+        if unknown:
+            raise KeyError(f"source transforms for {sorted(unknown)}: not sources of the spec (sources: {graph.sources})")
+        self.source_transforms = source_transforms or {}
+        self.key_maps = [np.array([graph.instruments.index(i) for i in r.instruments], dtype=np.int64)
+                         for r in self.readers]
+        holds = _hold_arrays(plan)
+        # columns of each source's chunks, so a batch without rows of a source still has its (empty) columns
+        self.columns = [["ts_event", "ts_recv", "instrument", *graph.nodes[s].op.outputs] for s in graph.sources]
+        # sources are referenced by their index in the generated code
+        self.source_index = {s: i for i, s in enumerate(graph.sources)}
+        self.segments = [_BoundSegment(plan, segment, holds) for segment in plan.segments]
+        for segment in self.segments:
+            segment.code.arguments = [
+                (name, kind, (self.source_index[detail[0]], detail[1]) if kind == "column" else detail)
+                for name, kind, detail in segment.code.arguments
+            ]
+        self.recorded_parts: dict[str, list[pl.DataFrame]] = {n: [] for n in plan.recorded} if record else {}
+        self.log_parts: dict[str, dict[str, list[dict[str, np.ndarray]]]] = {}
+        self.events = self.warmup_events = 0
+        self.many_sources = len(graph.sources) > 1
+
+    def merged_batches(self) -> Iterator[MergedBatch]:
+        """The sources' events merged in ``ts_recv`` order, in batches of up to the spec's ``chunk_events``."""
+        chunk_events = self.plan.spec.model.defaults.chunk_events
+        streams = [
+            self.source_transforms.get(s, lambda chunks: chunks)(r.chunks(chunk_events))
+            for s, r in zip(self.plan.graph.sources, self.readers)
+        ]
+        return merge_chunks(streams, self.columns)
+
+    def reset(self, node_ids: set[str]) -> None:
+        """Put these nodes back to their initial state (the account opening at a window's start)."""
+        for segment in self.segments:
+            segment.reset(node_ids)
+
+    def run_batch(self, merged: MergedBatch, keep: bool = True) -> dict[str, dict[str, dict[str, np.ndarray]]]:
+        """Run one merged batch through every segment; return the rows logged in it (node → log → columns).
+
+        ``keep=False`` (warm-up before a window) runs the batch but keeps neither its records nor its logs.
+        """
+        batch = _Batch(merged, self.key_maps, self.many_sources)
+        if self.plan.interleaved:
             for i in range(batch.n):
-                for segment in segments:
+                for segment in self.segments:
                     segment.run(batch, i, i + 1)
         else:
-            for segment in segments:
+            for segment in self.segments:
                 segment.run(batch, 0, batch.n)
-        drained = [segment.drain_logs() for segment in segments]
-        if warming_up:
-            warmup_events += batch.n
-            continue
-        for by_node in drained:
-            for node_id, by_log in by_node.items():
-                for log, columns_ in by_log.items():
-                    log_parts.setdefault(node_id, {}).setdefault(log, []).append(columns_)
-        for node_id in plan.recorded:
-            recorded_parts[node_id].append(_recorded_frame(plan, node_id, batch, source_index))
-        events += batch.n
-    recorded = {n: _concat(parts, plan, n) for n, parts in recorded_parts.items()}
-    recorded = {n: _with_instrument_names(frame, graph.instruments) for n, frame in recorded.items()}
-    # a logging op that saw no chunk still gets its (empty) logs, with their columns
-    for segment in segments:
-        for node_id, by_log in segment.drain_logs().items():
-            for log, columns_ in by_log.items():
-                log_parts.setdefault(node_id, {}).setdefault(log, []).append(columns_)
-    logs = {
-        n: {log: _log_frame(parts, graph.instruments) for log, parts in by_log.items()}
-        for n, by_log in log_parts.items()
-    }
-    tables = _run_tables(plan, recorded)
-    summaries = {}
-    for node_id in list(plan.recorded) + [n for n in logs if n not in plan.recorded]:
-        op = graph.nodes[node_id].op
-        if summarize and hasattr(op, "summarize"):
-            summaries[node_id] = op.summarize(graph.nodes[node_id].definition.params, recorded.get(node_id),
-                                              logs.get(node_id, {}))
-    return ReplayResult(plan, recorded, tables, events, time.perf_counter() - started, summaries, warmup_events, logs)
+        drained: dict[str, dict[str, dict[str, np.ndarray]]] = {}
+        for segment in self.segments:
+            drained.update(segment.drain_logs())
+        if not keep:
+            self.warmup_events += batch.n
+            return {}
+        self._keep_logs(drained)
+        for node_id in self.recorded_parts:
+            self.recorded_parts[node_id].append(_recorded_frame(self.plan, node_id, batch, self.source_index))
+        self.events += batch.n
+        return drained
+
+    def _keep_logs(self, drained: dict) -> None:
+        for node_id, by_log in drained.items():
+            for log, columns in by_log.items():
+                self.log_parts.setdefault(node_id, {}).setdefault(log, []).append(columns)
+
+    def finish(self, summarize: bool = True) -> ReplayResult:
+        """Assemble what the pass recorded and logged, run the table ops and the summaries."""
+        plan, graph = self.plan, self.plan.graph
+        recorded = {n: _concat(parts, plan, n) for n, parts in self.recorded_parts.items()}
+        recorded = {n: _with_instrument_names(frame, graph.instruments) for n, frame in recorded.items()}
+        # a logging op that saw no batch still gets its (empty) logs, with their columns
+        for segment in self.segments:
+            self._keep_logs(segment.drain_logs())
+        logs = {
+            n: {log: _log_frame(parts, graph.instruments) for log, parts in by_log.items()}
+            for n, by_log in self.log_parts.items()
+        }
+        tables = _run_tables(plan, recorded)
+        summaries = {}
+        for node_id in list(recorded) + [n for n in logs if n not in recorded]:
+            op = graph.nodes[node_id].op
+            if summarize and hasattr(op, "summarize"):
+                summaries[node_id] = op.summarize(graph.nodes[node_id].definition.params, recorded.get(node_id),
+                                                  logs.get(node_id, {}))
+        seconds = time.perf_counter() - self.started
+        return ReplayResult(plan, recorded, tables, self.events, seconds, summaries, self.warmup_events, logs)
 
 
 def _log_frame(parts: list[dict[str, np.ndarray]], instruments: list[str]) -> pl.DataFrame:
