@@ -2,9 +2,9 @@
 
 ``cpu`` runs the op's ``step`` and the generated segment loop as plain Python. ``numba`` compiles the very same
 functions with numba, caching compiled kernels on disk (a generated segment is written to a file named by the
-hash of its source and of the ops it calls, so a changed op never reuses a stale kernel). ``fpga`` is a known
-placement; no op offers it yet (the simulated FPGA target is separate work), so asking for it is refused with
-the op's available targets.
+hash of its source and of the ops it calls, so a changed op never reuses a stale kernel). ``fpga`` runs the
+op's **golden model** (``hardware.fpga``): the bit-exact fixed-point twin of the RTL, with the op's own ports,
+compiled with numba like any step. ``implementation(op, target)`` says which one runs.
 """
 
 import hashlib
@@ -63,11 +63,38 @@ def kernel_cache_dir() -> Path:
 _jitted: dict[Callable, Callable] = {}
 
 
+def implementation(op, target: str):
+    """What runs ``op`` on ``target``: the op itself, or on ``fpga`` its fixed-point golden model (an ``FpgaImpl``).
+
+    Either one offers ``constants(params)``, ``init(c, n_keys)`` and ``step``; an ``FpgaImpl`` has its own
+    constants (fixed-point numbers), so ``c`` always comes from the same implementation as the step.
+
+    Raises:
+        ValueError: ``op`` has no FPGA implementation (the loader refuses such a placement first).
+    """
+    if target != "fpga":
+        return op
+    from hardware.fpga.registry import fpga_impl
+
+    impl = fpga_impl(op.name)
+    if impl is None:
+        raise ValueError(f"op {op.name} has no FPGA implementation")
+    return impl
+
+
+def targets_of(op) -> frozenset[str]:
+    """Where ``op`` can run: its own targets, plus ``fpga`` when ``hardware.fpga`` implements it."""
+    from hardware.fpga.registry import fpga_impl
+
+    return op.targets | {"fpga"} if op.kind == "stream" and fpga_impl(op.name) is not None else op.targets
+
+
 def step_function(step: Callable, target: str) -> Callable:
-    """Return the callable that runs ``step`` on ``target``: itself on cpu, its numba compilation on numba."""
+    """Return the callable that runs ``step`` on ``target``: itself on cpu, its numba compilation on numba and
+    fpga (where ``step`` is the golden model's)."""
     if target == "cpu":
         return step
-    if target == "numba":
+    if target in ("numba", "fpga"):
         if step not in _jitted:
             jitted = numba.njit(inline="always", error_model="numpy")(step)
             example_args = getattr(step, EXAMPLE_ARGS_ATTRIBUTE, None)
@@ -141,7 +168,7 @@ def compile_segment(source: str, entry: str, namespace: dict, target: str, depen
         scope = dict(namespace)
         exec(compile(source, f"<tickloom segment {entry}>", "exec"), scope)
         return scope[entry]
-    if target != "numba":
+    if target not in ("numba", "fpga"):  # an fpga segment is its golden models, compiled
         raise ValueError(f"target {target!r} cannot run a segment")
     # The source names steps only by position (step_n3): two specs that differ by which op sits at a node
     # generate the same text, so the steps' own names are part of the key too.

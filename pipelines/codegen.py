@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from hardware.targets import implementation
 from nodes.contract import ScalarType, Scope
 from pipelines.plan import Plan, Segment
 
@@ -199,15 +200,22 @@ def _node_lines(plan: Plan, node_id: str, code: SegmentCode, recorded: list) -> 
     return lines
 
 
-def initial_state(plan: Plan, node_id: str) -> tuple:
+def node_implementation(plan: Plan, node_id: str):
+    """What runs the node: its op, or on ``fpga`` the op's golden model (``hardware.targets.implementation``)."""
     node = plan.graph.nodes[node_id]
-    return node.op.init(node_constants(plan, node_id), len(plan.graph.instruments))
+    return implementation(node.op, node.definition.place)
+
+
+def initial_state(plan: Plan, node_id: str) -> tuple:
+    return node_implementation(plan, node_id).init(node_constants(plan, node_id), len(plan.graph.instruments))
 
 
 def node_constants(plan: Plan, node_id: str) -> tuple:
-    node = plan.graph.nodes[node_id]
-    params = node.definition.params
-    return tuple(node.op.constants(params)) + tuple(node.op.instrument_constants(params, plan.graph.instruments))
+    params = plan.graph.nodes[node_id].definition.params
+    runs = node_implementation(plan, node_id)
+    per_instrument = getattr(runs, "instrument_constants", None)
+    extra = tuple(per_instrument(params, plan.graph.instruments)) if per_instrument else ()
+    return tuple(runs.constants(params)) + extra
 
 
 def _state_size(plan: Plan, node_id: str) -> int:
@@ -233,7 +241,7 @@ def keyed_state_arrays(plan: Plan, node_id: str) -> list[np.ndarray]:
 def initial_value(plan: Plan, node_id: str, port: str):
     """A port's value before its node first fires: the op's declared initial output, else NaN / 0 / False."""
     op = plan.graph.nodes[node_id].op
-    declared = getattr(op, "initial_outputs", None)
+    declared = getattr(node_implementation(plan, node_id), "initial_outputs", None)
     if declared is not None:
         values = declared(node_constants(plan, node_id))
         if port in values:

@@ -27,6 +27,7 @@ from pipelines.codegen import (
     initial_value,
     keyed_state_arrays,
     node_constants,
+    node_implementation,
     node_is_threaded,
 )
 from pipelines.plan import Plan, Segment
@@ -61,7 +62,7 @@ class _BoundSegment:
         namespace = {"np": np}
         dependencies = []
         for global_name, node_id in self.code.steps.items():
-            step = graph.nodes[node_id].op.step
+            step = node_implementation(plan, node_id).step
             namespace[global_name] = step_function(step, segment.target)
             dependencies.append(step)
         self.function = compile_segment(self.code.source, self.code.entry, namespace, segment.target, dependencies)

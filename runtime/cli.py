@@ -15,6 +15,7 @@
     tickloom walkforward SPEC --grid ... --train BARS --test BARS [--step BARS] [--anchored] [--warmup BARS]
                    [--where EXPR] [--metric STAT] [--minimize] [--workers N] [--set k=v] [--out DIR]
     tickloom report RUN_DIR [--open]
+    tickloom hw export SPEC --node ID [--out FILE] [--clock-mhz MHZ]
     tickloom audit SPEC [--cuts N] [--at ISO-TIME]... [--set k=v] [--place node=target] [--json]
     tickloom ui [--port N] [--host H] [--specs DIR] [--catalog DIR] [--home DIR]
 
@@ -186,9 +187,9 @@ def _parser() -> argparse.ArgumentParser:
                     help="DAGSTER_HOME: runs and event log (default $TICKLOOM_DAGSTER_HOME, else ./.tickloom/dagster)")
     ui.set_defaults(handler=_ui)
     # commands that live in their own modules
-    from runtime import cli_audit
+    from runtime import cli_audit, cli_hw
 
-    for module in (cli_audit,):
+    for module in (cli_audit, cli_hw):
         module.add_command(commands)
     return parser
 

@@ -104,6 +104,21 @@ EXAMPLE_PARAMS: dict[str, list[dict]] = {
     "book.l2": [{"max_levels": 4}, {"max_levels": 64}, {"max_levels": 4096}],
     "book.l3": [{"max_levels": 4, "max_orders": 16}, {"max_levels": 64, "max_orders": 1024}, {"max_orders": 2048}],
     "book.l3_mbp": [{"max_levels": 4, "max_orders": 16}, {"max_levels": 64, "max_orders": 1024}, {"max_orders": 2048}],
+    "strategy.market_maker": [
+        {"tick_size": 0.01, "quote_qty": 0.001, "max_position": 0.005},
+        {"tick_size": 0.01, "half_spread_ticks": 2, "min_spread_ticks": 5, "quote_qty": 0.002, "max_position": 0.01,
+         "skew_ticks_per_unit": 500.0, "reserve_quotes": 0, "every_record": True},
+    ],
+    "strategy.imbalance_taker": [
+        {"qty": 1.0, "threshold": 0.3},
+        {"qty": 0.5, "threshold": 0.6, "hysteresis": 0.4, "cooldown_events": 3, "short": False, "every_record": True},
+    ],
+    "signal.book_imbalance": [{}, {"ratio": 1.5, "mode": "state"}],
+    "risk.order_limits": [{"max_position_lots": 1, "max_notional": 100_000.0},
+                          {"lots": 3, "max_position_lots": 5, "max_notional": 500.0, "lot_size": 0.01,
+                           "collar_bps": 500, "max_orders": 7}],
+    "order.encode": [{"instrument_id": 7},
+                     {"instrument_id": 2_000_000_000, "client_id_base": 4_611_686_018_427_387_904, "tif": "day"}],
     "backtest.bar_venue": [
         {"cash": 10_000, "commission": 0.002},
         {"cash": 50_000, "commission_per_unit": 0.01, "slippage_bps": 5, "fill": "close"},
@@ -277,11 +292,68 @@ def _mbo_orders(bars: dict) -> dict[str, np.ndarray]:
             "action": action, "flags": flags}
 
 
+def _book_top(bars: dict) -> dict[str, np.ndarray]:
+    """A book's top as ``book.l2``/``book.l3`` emit it, made from bars, for the strategy ops.
+
+    Bid and ask a tick or two around the close on a 0.01 grid, sizes from the volume (the ask's three bars
+    late, so the imbalance swings), now and then an empty side (UNDEF_PRICE), a crossed book and a record
+    inside a venue event (no F_LAST); a position walking by 0.001 units with the close, as fills would move it.
+    """
+    close, volume = bars["close"], bars["volume"]
+    i = np.arange(len(close))
+    ticks = np.round(np.nan_to_num(close) * 100).astype(np.int64)
+    best_bid = (ticks - i % 3) * 10_000_000
+    best_ask = (ticks + 1 + i % 2) * 10_000_000
+    best_bid[i % 41 == 40] = UNDEF_PRICE
+    best_ask[i % 43 == 42] = UNDEF_PRICE
+    crossed = i % 37 == 36
+    best_ask[crossed] = best_bid[crossed] - 10_000_000
+    size = (np.nan_to_num(volume) % 1e6).astype(np.int64) * 1_000_000
+    late = np.concatenate([size[:1].repeat(min(3, len(size))), size[:-3]])[: len(size)]
+    moves = np.sign(np.diff(np.nan_to_num(close), prepend=np.nan_to_num(close[:1])))
+    return {
+        "best_bid": best_bid, "best_ask": best_ask, "bid_size": size, "ask_size": late,
+        "position": (np.cumsum(moves) * 1_000_000).astype(np.int64),
+        "flags": np.where(i % 5 == 4, 0, F_LAST).astype(np.int64),
+    }
+
+
+def _top_sizes(bars: dict) -> dict[str, np.ndarray]:
+    """Top-of-book queue sizes from the volume (1e-9 units), their ratio cycling between 1/4 and 4."""
+    lots = np.round(np.nan_to_num(bars["volume"]) * 1e3).astype(np.int64)
+    i = np.arange(len(lots))
+    return {"bid_size": lots * (1 + i % 4), "ask_size": lots * (1 + (i + 2) % 5)}
+
+
+def _top_of_book(bars: dict) -> dict[str, np.ndarray]:
+    """A side from the close's change, best bid/ask 1-3 cents around the close (1e-9 units), a side empty now and then."""
+    close = np.nan_to_num(bars["close"])
+    i = np.arange(len(close))
+    bid = np.round((close - 0.01) * 1e9).astype(np.int64)
+    ask = np.round((close + 0.01 * (1 + i % 3)) * 1e9).astype(np.int64)
+    bid[i % 41 == 40] = UNDEF_PRICE
+    return {"side": _sign_with_gaps(bars["close"]), "best_bid": bid, "best_ask": ask}
+
+
+def _orders(bars: dict) -> dict[str, np.ndarray]:
+    """Signed lots from the close's change (none every third bar) at the close's price."""
+    close = np.nan_to_num(bars["close"])
+    i = np.arange(len(close))
+    qty = np.round(np.diff(close, prepend=close[:1]) * 100).astype(np.int64)
+    qty[i % 3 == 0] = 0
+    return {"order_qty": qty, "order_price": np.round(close * 1e9).astype(np.int64)}
+
+
 # Ops whose inputs are a whole event schema rather than bar-derived series: all their inputs from one feed.
 OP_FEEDS = {
     "book.l2": _book_deltas,
     "book.l3": _mbo_orders,
     "book.l3_mbp": _mbo_orders,
+    "signal.book_imbalance": _top_sizes,
+    "risk.order_limits": _top_of_book,
+    "order.encode": _orders,
+    "strategy.market_maker": _book_top,
+    "strategy.imbalance_taker": _book_top,
 }
 
 

@@ -18,7 +18,7 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ValidationError
 
-from hardware.targets import KNOWN_TARGETS
+from hardware.targets import KNOWN_TARGETS, targets_of
 from nodes.contract import Op, OpRegistry, default_registry
 from nodes.errors import SourceLocation, SpecError
 from pipelines.spec.model import SpecModel
@@ -291,6 +291,27 @@ def _allowed_keys(model_class, loc: tuple) -> list[str]:
     return [f.alias or n for n, f in current.model_fields.items()]
 
 
+def _fpga_refusal(op: type[Op], params) -> str | None:
+    """Why ``op`` with ``params`` cannot run on ``fpga``, or None when it can (``hardware.fpga``).
+
+    An op runs on fpga through its golden model; one without an implementation is refused with the reasons
+    its code does not map to fabric (floats, division, data-dependent loops), or, when it would map, because
+    nobody has written its RTL and timing yet.
+    """
+    from hardware.fpga.registry import check_fpga_placeable, fpga_impl, fpga_impls
+
+    impl = fpga_impl(op.name)
+    try:
+        if impl is not None:
+            impl.check(params)
+            return None
+        check_fpga_placeable(op, params)
+    except SpecError as error:
+        return "; ".join(message for _, message in error.problems)
+    return (f"op {op.name} has no FPGA implementation (golden model, RTL, timing); ops that run on fpga: "
+            f"{', '.join(sorted(fpga_impls()))}")
+
+
 def _where(origins: dict, path: tuple) -> SourceLocation | None:
     while path and path not in origins:
         path = path[:-1]
@@ -378,10 +399,15 @@ def _validate_nodes(model: SpecModel, nodes_data: dict, origins: dict, registry:
             continue
         if op.kind != "stream" and node.place is None:
             place = "cpu"  # sources and table ops run in the host process whatever the default
-        if place not in op.targets:
+        if place == "fpga" and op.kind == "stream":
+            refused = _fpga_refusal(op, params)
+            if refused:
+                problems.append((_where(origins, place_path), refused))
+                continue
+        elif place not in op.targets:
             problems.append(
                 (_where(origins, place_path),
-                 f"op {op.name} is not available on {place!r}; it runs on: {', '.join(sorted(op.targets))}")
+                 f"op {op.name} is not available on {place!r}; it runs on: {', '.join(sorted(targets_of(op)))}")
             )
             continue
         nodes[node_id] = NodeDefinition(node_id, op, params, node.in_, place, index)
