@@ -16,6 +16,10 @@
                    [--where EXPR] [--metric STAT] [--minimize] [--workers N] [--set k=v] [--out DIR]
     tickloom report RUN_DIR [--open]
     tickloom hw export SPEC --node ID [--out FILE] [--clock-mhz MHZ]
+    tickloom baseline SPEC [--by NAME] [--reason TEXT] [--registry PATH]
+    tickloom promote SPEC --to paper|live [--by NAME] [--reason TEXT] [--registry PATH]
+    tickloom status [--registry PATH]
+    tickloom rollback SPEC --stage paper|live [--registry PATH]
     tickloom audit SPEC [--cuts N] [--at ISO-TIME]... [--set k=v] [--place node=target] [--json]
     tickloom ui [--port N] [--host H] [--specs DIR] [--catalog DIR] [--home DIR]
 
@@ -187,9 +191,9 @@ def _parser() -> argparse.ArgumentParser:
                     help="DAGSTER_HOME: runs and event log (default $TICKLOOM_DAGSTER_HOME, else ./.tickloom/dagster)")
     ui.set_defaults(handler=_ui)
     # commands that live in their own modules
-    from runtime import cli_audit, cli_hw
+    from runtime import cli_audit, cli_hw, cli_promote
 
-    for module in (cli_audit, cli_hw):
+    for module in (cli_audit, cli_hw, cli_promote):
         module.add_command(commands)
     return parser
 

@@ -94,16 +94,20 @@ class LoadedSpec:
 # A placement the planner resolves (pipelines/placement.py) before the plan is compiled.
 AUTO_PLACE = "auto"
 
+# A spec's promotion settings (regression window, tolerances) live beside it in ``<spec>.promotion.yaml``.
+PROMOTION_SUFFIX = ".promotion.yaml"
 # Folders of a specs tree that hold other YAML formats: hardware profiles and topologies, stress scenarios.
 NON_SPEC_FOLDERS = ("hardware", "stress")
 
 
 def spec_files(root: Path) -> list[Path]:
-    """Return every spec file under ``root`` (``*.yaml``), sorted, leaving out the ``NON_SPEC_FOLDERS``."""
+    """Return every spec file under ``root`` (``*.yaml``), sorted, leaving out the ``NON_SPEC_FOLDERS`` and
+    promotion sidecars."""
     root = Path(root)
     return sorted(
         path for path in root.rglob("*.yaml")
         if not set(NON_SPEC_FOLDERS) & set(path.relative_to(root).parts[:-1])
+        and not path.name.endswith(PROMOTION_SUFFIX)
     )
 
 

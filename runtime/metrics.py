@@ -1,0 +1,516 @@
+"""Export a live (or paper) session's health as Prometheus metrics on an HTTP endpoint.
+
+    metrics = LiveMetrics(spec="sma_cross", spec_hash=spec.spec_hash, stage="paper")
+    port = metrics.serve(9464)             # http://127.0.0.1:9464/metrics; port 0 picks a free port
+    metrics.observe_tick_to_trade(latency_ns)   # hot path: one bisect and two integer adds
+    metrics.add_events("bars", 512)             # batch updates: once per chunk
+    metrics.stop()
+
+Scope: what a session exports and how cheaply. Every metric is named ``tickloom_*``; the list with units is
+``METRICS`` (and docs/operations.md). ``deploy/prometheus/prometheus.yml`` scrapes the endpoint and
+``deploy/grafana/tickloom_dashboard.json`` shows it. Non-goals: pushing (Prometheus pulls), alert rules, and
+multi-process aggregation (one session is one process is one scrape target).
+
+Cost on the hot path. ``prometheus_client``'s own ``Histogram.observe`` takes a lock and walks Python objects
+(about 1-2 µs). The two latency histograms here are kept as plain lists of bucket counts in integer
+nanoseconds instead, turned into Prometheus histograms only when scraped, so ``observe_tick_to_trade`` costs
+a few hundred nanoseconds (``python -m runtime.metrics --bench`` measures it). They assume one writer thread
+(the event loop); the scrape thread only reads. Everything else goes through ``prometheus_client`` and is meant
+for batch updates (per chunk, per fill), where a microsecond does not matter.
+
+Drift. ``set_drift_reference(feature, values)`` takes a feature's (or a prediction's) values over the training
+window; ``update_drift(feature, recent)`` compares recent values with them and sets
+``tickloom_feature_drift_psi`` (population stability index over the reference's deciles) and
+``tickloom_feature_drift_ks`` (the two-sample Kolmogorov-Smirnov statistic). Rules of thumb for PSI: below
+0.1 stable, 0.1-0.25 drifting, above 0.25 a different population.
+
+``publish_replay`` drives a spec's real plan one event at a time, as a session would, and publishes what it
+sees; ``python -m runtime.metrics SPEC --port 9464`` serves it so the dashboard can be tried without a venue.
+"""
+
+import argparse
+import bisect
+import math
+import sys
+import time
+from collections.abc import Iterable
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+from prometheus_client import CollectorRegistry, Counter, Gauge, Info, generate_latest, start_http_server
+from prometheus_client.core import HistogramMetricFamily
+
+# Upper bounds of the tick-to-trade and node-latency buckets: 1 µs to 10 ms, 1-2-5 per decade (log-spaced).
+LATENCY_BUCKETS_NS = tuple(m * 10**e for e in range(3, 7) for m in (1, 2, 5)) + (10_000_000,)
+
+# Every metric family this module exports: name → (type, labels, help). Names are what Prometheus stores
+# (counters end in _total; a histogram adds _bucket, _sum and _count).
+METRICS = {
+    "tickloom_tick_to_trade_seconds": ("histogram", (), "time from a feed event's receipt to its order written"),
+    "tickloom_node_latency_seconds": ("histogram", ("node",), "time one node (or segment) took per event or batch"),
+    "tickloom_events_total": ("counter", ("source",), "events received per source"),
+    "tickloom_event_rate_per_second": ("gauge", ("source",), "events per second over the last second or more"),
+    "tickloom_queue_depth": ("gauge", ("queue",), "events or orders waiting in a queue"),
+    "tickloom_dropped_events_total": ("counter", ("source", "reason"), "events dropped (gap, stale, overflow)"),
+    "tickloom_quarantined_events_total": ("counter", ("source", "reason"), "events set aside as bad data"),
+    "tickloom_orders_total": ("counter", ("instrument",), "orders written"),
+    "tickloom_fills_total": ("counter", ("instrument",), "fills received"),
+    "tickloom_rejects_total": ("counter", ("reason",), "orders refused (by pre-trade risk or the venue)"),
+    "tickloom_position": ("gauge", ("instrument",), "position per instrument, in units"),
+    "tickloom_equity": ("gauge", (), "account equity, in the account's currency"),
+    "tickloom_pnl": ("gauge", (), "equity minus the starting equity"),
+    "tickloom_drawdown": ("gauge", (), "fraction of peak equity lost: (peak - equity) / peak"),
+    "tickloom_risk_state": ("gauge", (), "0 running, 1 halted (a circuit breaker tripped)"),
+    "tickloom_feature_drift_psi": ("gauge", ("feature",), "population stability index against the training window"),
+    "tickloom_feature_drift_ks": ("gauge", ("feature",), "Kolmogorov-Smirnov statistic against the training window"),
+    "tickloom_session": ("info", ("spec", "spec_hash", "stage"), "the spec, hash and stage this session runs"),
+}
+
+_SUFFIXES = {"histogram": ("_bucket", "_sum", "_count"), "counter": ("",), "gauge": ("",), "info": ("_info",)}
+
+
+def exported_series() -> set[str]:
+    """Every series name a scrape can contain (histograms' _bucket/_sum/_count, info's _info)."""
+    return {name + suffix for name, (kind, _, _) in METRICS.items() for suffix in _SUFFIXES[kind]}
+
+
+class _NsHistogram:
+    """Bucket counts of integer-nanosecond observations; one writer thread, read at scrape time."""
+
+    __slots__ = ("bounds_ns", "counts", "sum_ns")
+
+    def __init__(self, bounds_ns: tuple[int, ...]):
+        self.bounds_ns = list(bounds_ns)
+        self.counts = [0] * (len(bounds_ns) + 1)  # the last bucket is +Inf
+        self.sum_ns = 0
+
+    def observe(self, latency_ns: int) -> None:
+        # bisect_left: the first bound >= the value, i.e. Prometheus' "le" (less than or equal)
+        self.counts[bisect.bisect_left(self.bounds_ns, latency_ns)] += 1
+        self.sum_ns += latency_ns
+
+    def observe_many(self, latencies_ns: np.ndarray) -> None:
+        latencies_ns = np.asarray(latencies_ns, dtype=np.int64)
+        index = np.searchsorted(np.asarray(self.bounds_ns, dtype=np.int64), latencies_ns, side="left")
+        for bucket, count in enumerate(np.bincount(index, minlength=len(self.counts)).tolist()):
+            self.counts[bucket] += count
+        self.sum_ns += int(latencies_ns.sum())
+
+    def buckets(self) -> tuple[list[tuple[str, int]], float]:
+        counts = list(self.counts)  # one copy, so buckets and count agree even while the writer runs
+        cumulative, running = [], 0
+        for bound_ns, count in zip(self.bounds_ns + [math.inf], counts):
+            running += count
+            cumulative.append(("+Inf" if bound_ns == math.inf else repr(bound_ns / 1e9), running))
+        return cumulative, self.sum_ns / 1e9
+
+
+class _LatencyCollector:
+    """Turns the nanosecond histograms into Prometheus histograms (seconds) when scraped."""
+
+    def __init__(self, metrics: "LiveMetrics"):
+        self.metrics = metrics
+
+    def collect(self):
+        name = "tickloom_tick_to_trade_seconds"
+        family = HistogramMetricFamily(name, METRICS[name][2])
+        buckets, total_s = self.metrics._tick_to_trade.buckets()
+        family.add_metric([], buckets, total_s)
+        yield family
+        name = "tickloom_node_latency_seconds"
+        family = HistogramMetricFamily(name, METRICS[name][2], labels=["node"])
+        for node, histogram in list(self.metrics._node_latency.items()):
+            buckets, total_s = histogram.buckets()
+            family.add_metric([node], buckets, total_s)
+        yield family
+
+
+class LiveMetrics:
+    """The metrics of one session, in a registry of their own, served over HTTP on loopback.
+
+    ``spec``, ``spec_hash`` and ``stage`` label ``tickloom_session_info``. Update methods never raise on a
+    value a session can produce; a negative latency (clocks stepped) counts in the lowest bucket.
+    """
+
+    def __init__(self, spec: str = "", spec_hash: str = "", stage: str = "",
+                 buckets_ns: tuple[int, ...] = LATENCY_BUCKETS_NS):
+        self.registry = CollectorRegistry(auto_describe=True)
+        self._buckets_ns = tuple(buckets_ns)
+        self._tick_to_trade = _NsHistogram(self._buckets_ns)
+        self._node_latency: dict[str, _NsHistogram] = {}
+        self.registry.register(_LatencyCollector(self))
+
+        def make(name):
+            kind, labels, text = METRICS[name]
+            if kind == "counter":  # prometheus_client adds the _total itself
+                return Counter(name[: -len("_total")], text, labelnames=labels, registry=self.registry)
+            return Gauge(name, text, labelnames=labels, registry=self.registry)
+
+        self.events = make("tickloom_events_total")
+        self.event_rate = make("tickloom_event_rate_per_second")
+        self.queue_depth = make("tickloom_queue_depth")
+        self.dropped = make("tickloom_dropped_events_total")
+        self.quarantined = make("tickloom_quarantined_events_total")
+        self.orders = make("tickloom_orders_total")
+        self.fills = make("tickloom_fills_total")
+        self.rejects = make("tickloom_rejects_total")
+        self.position = make("tickloom_position")
+        self.equity = make("tickloom_equity")
+        self.pnl = make("tickloom_pnl")
+        self.drawdown = make("tickloom_drawdown")
+        self.risk_state = make("tickloom_risk_state")
+        self.drift_psi = make("tickloom_feature_drift_psi")
+        self.drift_ks = make("tickloom_feature_drift_ks")
+        self.session = Info("tickloom_session", METRICS["tickloom_session"][2], registry=self.registry)
+        self.session.info({"spec": spec, "spec_hash": spec_hash, "stage": stage})
+        self._rate_windows: dict[str, list[int]] = {}  # source → [window start ns, events since]
+        self._start_equity: float | None = None
+        self._peak_equity = -math.inf
+        self._drift_reference: dict[str, np.ndarray] = {}
+        self._server = None
+        self._thread = None
+
+    # --- hot path ----------------------------------------------------------------------------------------
+
+    def observe_tick_to_trade(self, latency_ns: int) -> None:
+        """Count one tick-to-trade latency (feed receive → order written), in integer nanoseconds."""
+        self._tick_to_trade.observe(latency_ns)
+
+    def observe_node_latency(self, node: str, latency_ns: int) -> None:
+        """Count one latency of ``node`` (per event or per batch, as the caller times it), in nanoseconds."""
+        histogram = self._node_latency.get(node)
+        if histogram is None:
+            histogram = self._node_latency[node] = _NsHistogram(self._buckets_ns)
+        histogram.observe(latency_ns)
+
+    # --- batch updates -----------------------------------------------------------------------------------
+
+    def observe_tick_to_trade_many(self, latencies_ns: np.ndarray) -> None:
+        """Count many tick-to-trade latencies at once (int64 ns array)."""
+        self._tick_to_trade.observe_many(latencies_ns)
+
+    def add_events(self, source: str, count: int, now_ns: int | None = None) -> None:
+        """Count ``count`` events of ``source``; refresh its rate once a second or more has passed.
+
+        ``now_ns`` defaults to the monotonic clock; a replay may pass event time instead.
+        """
+        self.events.labels(source).inc(count)
+        now_ns = time.monotonic_ns() if now_ns is None else now_ns
+        window = self._rate_windows.setdefault(source, [now_ns, 0])
+        window[1] += count
+        elapsed_ns = now_ns - window[0]
+        if elapsed_ns >= 1_000_000_000:
+            self.event_rate.labels(source).set(window[1] * 1e9 / elapsed_ns)
+            window[0], window[1] = now_ns, 0
+
+    def set_queue_depth(self, queue: str, depth: int) -> None:
+        self.queue_depth.labels(queue).set(depth)
+
+    def add_dropped(self, source: str, reason: str, count: int = 1) -> None:
+        self.dropped.labels(source, reason).inc(count)
+
+    def add_quarantined(self, source: str, reason: str, count: int = 1) -> None:
+        self.quarantined.labels(source, reason).inc(count)
+
+    def add_orders(self, instrument: str, count: int = 1) -> None:
+        self.orders.labels(instrument).inc(count)
+
+    def add_fills(self, instrument: str, count: int = 1) -> None:
+        self.fills.labels(instrument).inc(count)
+
+    def add_rejects(self, reason: str, count: int = 1) -> None:
+        self.rejects.labels(reason).inc(count)
+
+    def set_position(self, instrument: str, qty: float) -> None:
+        self.position.labels(instrument).set(qty)
+
+    def set_equity(self, equity: float) -> None:
+        """Set equity; PnL is measured from the first equity set, drawdown from the highest one so far."""
+        if not math.isfinite(equity):
+            return
+        if self._start_equity is None:
+            self._start_equity = equity
+        self._peak_equity = max(self._peak_equity, equity)
+        self.equity.set(equity)
+        self.pnl.set(equity - self._start_equity)
+        self.drawdown.set((self._peak_equity - equity) / self._peak_equity if self._peak_equity > 0 else 0.0)
+
+    def set_risk_state(self, halted: bool) -> None:
+        self.risk_state.set(1 if halted else 0)
+
+    def set_drift_reference(self, feature: str, values: Iterable[float]) -> None:
+        """Keep ``values`` (the training window's, NaNs dropped) as what ``feature`` is compared against.
+
+        Raises:
+            ValueError: no finite value to compare against.
+        """
+        reference = _finite(values)
+        if reference.size == 0:
+            raise ValueError(f"drift reference of {feature!r}: no finite value in the training window")
+        self._drift_reference[feature] = np.sort(reference)
+
+    def update_drift(self, feature: str, recent: Iterable[float]) -> tuple[float, float]:
+        """Compare ``recent`` values of ``feature`` with its reference; set and return ``(psi, ks)``.
+
+        Raises:
+            KeyError: ``set_drift_reference`` was not called for ``feature``.
+        """
+        if feature not in self._drift_reference:
+            raise KeyError(f"no drift reference for {feature!r}; call set_drift_reference first "
+                           f"(known: {', '.join(self._drift_reference) or 'none'})")
+        reference, values = self._drift_reference[feature], _finite(recent)
+        index, ks = psi(reference, values), ks_statistic(reference, values)
+        self.drift_psi.labels(feature).set(index)
+        self.drift_ks.labels(feature).set(ks)
+        return index, ks
+
+    # --- serving -----------------------------------------------------------------------------------------
+
+    def exposition(self) -> bytes:
+        """The metrics in Prometheus' text format, as a scrape returns them."""
+        return generate_latest(self.registry)
+
+    def serve(self, port: int = 0, host: str = "127.0.0.1") -> int:
+        """Serve ``/metrics`` on ``host:port`` from a daemon thread; return the bound port (0 picks a free one).
+
+        Raises:
+            RuntimeError: already serving.
+            OSError: the port is taken.
+        """
+        if self._server is not None:
+            raise RuntimeError(f"already serving on port {self.port}")
+        self._server, self._thread = start_http_server(port, addr=host, registry=self.registry)
+        return self.port
+
+    @property
+    def port(self) -> int | None:
+        return self._server.server_address[1] if self._server is not None else None
+
+    def stop(self) -> None:
+        """Stop serving and wait for the server thread; a no-op when not serving."""
+        if self._server is None:
+            return
+        self._server.shutdown()
+        self._server.server_close()
+        self._thread.join(timeout=5)
+        self._server = self._thread = None
+
+
+def _finite(values: Iterable[float]) -> np.ndarray:
+    array = np.asarray(list(values) if not isinstance(values, np.ndarray) else values, dtype=np.float64)
+    return array[np.isfinite(array)]
+
+
+def psi(reference: np.ndarray, recent: np.ndarray, bins: int = 10, floor: float = 1e-4) -> float:
+    """Population stability index of ``recent`` against ``reference``: Σ (a − e) · ln(a / e) over bins.
+
+    Bins are the reference's quantiles (``bins`` of equal reference mass; ties merge bins); a bin's share is
+    floored at ``floor`` so an empty bin gives a large, finite index. NaN when either side is empty.
+    """
+    reference, recent = _finite(reference), _finite(recent)
+    if reference.size == 0 or recent.size == 0:
+        return math.nan
+    edges = np.unique(np.quantile(reference, np.linspace(0, 1, bins + 1)[1:-1]))
+    expected = np.bincount(np.searchsorted(edges, reference, side="right"), minlength=edges.size + 1) / reference.size
+    actual = np.bincount(np.searchsorted(edges, recent, side="right"), minlength=edges.size + 1) / recent.size
+    expected, actual = np.maximum(expected, floor), np.maximum(actual, floor)
+    return float(np.sum((actual - expected) * np.log(actual / expected)))
+
+
+def ks_statistic(reference: np.ndarray, recent: np.ndarray) -> float:
+    """Two-sample Kolmogorov-Smirnov statistic: the largest gap between the two empirical CDFs (NaN if empty)."""
+    a, b = np.sort(_finite(reference)), np.sort(_finite(recent))
+    if a.size == 0 or b.size == 0:
+        return math.nan
+    points = np.concatenate([a, b])
+    gap = np.searchsorted(a, points, side="right") / a.size - np.searchsorted(b, points, side="right") / b.size
+    return float(np.max(np.abs(gap)))
+
+
+# --- a real workload: a spec's plan driven one event at a time ----------------------------------------------
+
+VENUE_PREFIX = "backtest."
+RISK_OP = "risk.order_limits"
+
+
+def publish_replay(metrics: LiveMetrics, spec_path: str | Path, *, pace_s: float = 0.0, events: int | None = None,
+                   should_stop=None) -> int:
+    """Drive ``spec_path``'s compiled plan one event per batch, as a session does, and publish what happens.
+
+    Each event is handed to the same ``StreamRun`` a live session uses; the wall time from handing it over to
+    the batch returning (every segment run, the order computed) is counted as tick-to-trade (no network in it:
+    it is the engine's share) and per segment as ``node_latency`` (label: the segment's nodes joined by ``+``,
+since a fused segment runs as one kernel). From the
+    venue's outputs: positions, equity (so PnL and drawdown), fills (an event with a non-zero fill); orders
+    are the order node's changes (a ``risk.order_limits`` node's ``order_qty``, else the venue's target input),
+    rejects the risk node's reasons. ``pace_s`` sleeps between events; ``events`` stops early;
+    ``should_stop()`` is polled. Returns the events published.
+
+    Raises:
+        SpecError, GraphError, DataQualityError: as loading and replaying the spec do.
+    """
+    from pipelines.plan import compile_plan
+    from pipelines.replay import StreamRun
+    from pipelines.spec import load_spec
+
+    spec = load_spec(spec_path)
+    model = spec.model.model_copy(update={"defaults": spec.model.defaults.model_copy(update={"chunk_events": 1})})
+    spec = replace(spec, model=model)
+    graph = spec.graph
+    venues = [n for n in graph.order if graph.nodes[n].op.name.startswith(VENUE_PREFIX)]
+    risks = [n for n in graph.order if graph.nodes[n].op.name == RISK_OP]
+    plan = compile_plan(spec, record=venues + risks + _order_inputs(graph, venues))
+    run = StreamRun(plan)
+    for bound in run.segments:
+        bound.run = _timed(metrics, "+".join(bound.segment.nodes), bound.run)
+    order_inputs = _order_inputs(graph, venues)
+    last_orders: dict[str, float] = {}
+    published = 0
+    for merged in run.merged_batches():
+        started_ns = time.perf_counter_ns()
+        run.run_batch(merged)
+        metrics.observe_tick_to_trade(time.perf_counter_ns() - started_ns)
+        _publish_event(metrics, run, graph, merged, venues, risks, order_inputs, last_orders)
+        published += 1
+        if (events is not None and published >= events) or (should_stop is not None and should_stop()):
+            break
+        if pace_s:
+            time.sleep(pace_s)
+    return published
+
+
+def _timed(metrics: LiveMetrics, label: str, run_segment):
+    """``run_segment`` timed into ``node_latency`` under ``label`` (a fused segment's nodes run as one kernel)."""
+
+    def timed(*args):
+        started_ns = time.perf_counter_ns()
+        result = run_segment(*args)
+        metrics.observe_node_latency(label, time.perf_counter_ns() - started_ns)
+        return result
+
+    return timed
+
+
+def _order_inputs(graph, venues: list[str]) -> list[str]:
+    """The nodes whose output a venue reads as its order (every input but its triggering market input)."""
+    found: list[str] = []
+    for venue in venues:
+        node = graph.nodes[venue]
+        triggers = getattr(node.op, "triggers", None) or ()
+        for arg, name in zip(node.args, node.arg_inputs):
+            ordering = not arg.delayed and name not in triggers and graph.nodes[arg.node].op.kind == "stream"
+            if ordering and arg.node not in found:
+                found.append(arg.node)
+    return found
+
+
+def _publish_event(metrics, run, graph, merged, venues, risks, order_inputs, last_orders) -> None:
+    source = graph.sources[int(merged.stream[0])]
+    metrics.add_events(source, len(merged))
+    latest = {n: parts[-1] for n, parts in run.recorded_parts.items() if parts and parts[-1].height}
+    for parts in run.recorded_parts.values():
+        parts.clear()  # read once: memory stays bounded however long the session runs
+    for venue in venues:
+        if venue not in latest:
+            continue
+        row = latest[venue].row(-1, named=True)
+        instrument = graph.instruments[row["key"]]
+        metrics.set_position(instrument, float(row["position"]))
+        metrics.set_equity(float(row["equity"]))
+        filled = row.get("fill_qty", row.get("fills", 0))
+        if filled == filled and filled != 0:
+            metrics.add_fills(instrument)
+    for risk in risks:
+        if risk not in latest:
+            continue
+        row = latest[risk].row(-1, named=True)
+        if row["order_qty"] != 0:
+            metrics.add_orders(graph.instruments[row["key"]])
+        for bit, reason in _reject_reasons().items():
+            if row["reject"] & bit:
+                metrics.add_rejects(reason)
+    if risks:
+        return
+    # without a risk node, an order is a new wish of the order node (NaN is "no change")
+    for node_id in order_inputs:
+        if node_id in latest:
+            frame = latest[node_id]
+            value = frame.row(-1)[3]  # ts_event, ts_recv, key, then the order's first port
+            if value == value and value != last_orders.get(node_id):
+                metrics.add_orders(graph.instruments[frame["key"][-1]])
+                last_orders[node_id] = value
+
+
+def _reject_reasons() -> dict[int, str]:
+    from nodes.execution.order_limits import REASONS
+
+    return REASONS
+
+
+# --- command line: serve a replay, or measure the hot path ----------------------------------------------------
+
+
+def bench_observe(calls: int = 1_000_000) -> dict[str, float]:
+    """Time ``observe_tick_to_trade`` and ``prometheus_client``'s ``Histogram.observe``: ns per call (best of 5)."""
+    from prometheus_client import Histogram
+
+    metrics = LiveMetrics()
+    values = [int(v) for v in np.random.default_rng(1).lognormal(np.log(20_000), 1.0, 4096)]
+    reference = Histogram("reference_seconds", "x", buckets=[b / 1e9 for b in LATENCY_BUCKETS_NS],
+                          registry=CollectorRegistry())
+    seconds = [v / 1e9 for v in values]
+
+    def best(function, inputs) -> float:
+        runs = []
+        for _ in range(5):
+            started = time.perf_counter_ns()
+            for i in range(calls):
+                function(inputs[i & 4095])
+            runs.append((time.perf_counter_ns() - started) / calls)
+        return min(runs)
+
+    def empty(value):
+        return None
+
+    return {
+        "observe_tick_to_trade_ns": best(metrics.observe_tick_to_trade, values),
+        "observe_node_latency_ns": best(lambda v: metrics.observe_node_latency("seg", v), values),
+        "prometheus_client_histogram_observe_ns": best(reference.observe, seconds),
+        "empty_python_call_ns": best(empty, values),
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m runtime.metrics SPEC [--port N] [--pace S]``: serve a spec's replay; ``--bench``: time the hot path."""
+    parser = argparse.ArgumentParser(prog="python -m runtime.metrics", description=main.__doc__)
+    parser.add_argument("spec", type=Path, nargs="?")
+    parser.add_argument("--port", type=int, default=9464, help="port on 127.0.0.1 (default 9464; 0: a free one)")
+    parser.add_argument("--pace", type=float, default=0.05, help="seconds between events (default 0.05)")
+    parser.add_argument("--bench", action="store_true", help="time observe_tick_to_trade and exit")
+    args = parser.parse_args(argv)
+    if args.bench:
+        for name, ns in bench_observe().items():
+            print(f"{name:<42} {ns:8.1f} ns")
+        return 0
+    if args.spec is None:
+        parser.error("give a SPEC to replay, or --bench")
+    from pipelines.spec import load_spec
+
+    spec = load_spec(args.spec)
+    metrics = LiveMetrics(spec.name, spec.spec_hash, "replay")
+    port = metrics.serve(args.port)
+    print(f"serving http://127.0.0.1:{port}/metrics while replaying {spec.name} (Ctrl-C stops)", flush=True)
+    try:
+        events = publish_replay(metrics, args.spec, pace_s=args.pace)
+        print(f"replayed {events} events; still serving (Ctrl-C stops)", flush=True)
+        while True:
+            time.sleep(1)
+    except KeyboardInterrupt:
+        return 0
+    finally:
+        metrics.stop()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
