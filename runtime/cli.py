@@ -16,6 +16,8 @@
                    [--where EXPR] [--metric STAT] [--minimize] [--workers N] [--set k=v] [--out DIR]
     tickloom report RUN_DIR [--open]
     tickloom hw export SPEC --node ID [--out FILE] [--clock-mhz MHZ]
+    tickloom feed-server CAPTURE [--host H] [--port N] [--speed X | --max-rate R] [--drop-after N [--drop-repeat]
+                   [--drop-mode close|abort]] [--loop] [--snapshot-wait S]
     tickloom baseline SPEC [--by NAME] [--reason TEXT] [--registry PATH]
     tickloom promote SPEC --to paper|live [--by NAME] [--reason TEXT] [--registry PATH]
     tickloom status [--registry PATH]
@@ -191,9 +193,9 @@ def _parser() -> argparse.ArgumentParser:
                     help="DAGSTER_HOME: runs and event log (default $TICKLOOM_DAGSTER_HOME, else ./.tickloom/dagster)")
     ui.set_defaults(handler=_ui)
     # commands that live in their own modules
-    from runtime import cli_audit, cli_hw, cli_promote
+    from runtime import cli_audit, cli_feed, cli_hw, cli_promote
 
-    for module in (cli_audit, cli_hw, cli_promote):
+    for module in (cli_audit, cli_feed, cli_hw, cli_promote):
         module.add_command(commands)
     return parser
 

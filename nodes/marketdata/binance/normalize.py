@@ -52,10 +52,11 @@ Example::
     run.report.to_json()                                    # BinanceQualityReport
 """
 
+import inspect
 import re
 import threading
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Literal
 
@@ -99,13 +100,19 @@ def venue_of(symbol: str, venue_kind: str) -> str:
 
 @dataclass
 class NormalizedChunk:
-    """The rows produced from input lines ``first_line..last_line``, one frame per schema, each sorted by ts_recv."""
+    """The rows produced from input lines ``first_line..last_line``, one frame per schema, each sorted by ts_recv.
+
+    ``lines`` holds, per schema, the input line of each row (a book row: the line of the message it came from;
+    a diff replayed after a snapshot keeps its own line but the snapshot's receive time), for consumers that
+    merge schemas in capture order.
+    """
 
     book_deltas: pl.DataFrame
     trades: pl.DataFrame
     quotes: pl.DataFrame
     first_line: int
     last_line: int
+    lines: dict[str, np.ndarray] = field(default_factory=dict)
 
     def frames(self) -> dict[str, pl.DataFrame]:
         return {"book_deltas": self.book_deltas, "trades": self.trades, "quotes": self.quotes}
@@ -175,7 +182,8 @@ def normalize_capture(
         calibration_lines: lines measured before the shift is fixed (default 100,000).
         dedup_window_ns: how far back a repeated message is looked for (default 5 s).
         reorder_window_ns, reorder_max: how long (default 100 ms) and how many diffs (default 64) the
-            update-id rules hold out-of-order diffs before declaring a gap.
+            update-id rules hold out-of-order diffs before declaring a gap; ``reorder_max=0`` declares it at
+            the first diff that does not continue the book (a live TCP stream cannot reorder).
         buffer_max: diffs buffered per symbol while waiting for a snapshot (default 10,000).
         max_quarantine_lines, raw_bytes_cap: how many bad lines keep their text, and how much of it.
         threads: inflate and parse in background threads, ahead of normalizing (default on); the rows are
@@ -250,8 +258,7 @@ class CaptureNormalization:
         self.path = path
         self.options = options
         _check_options(options)
-        if not path.exists():
-            raise FileNotFoundError(f"{path}: no such capture file")
+        self._check_source()
         o = options
         self.report = BinanceQualityReport(path=str(path), max_bad_fraction=o["max_bad_fraction"])
         self.clock = ClockCheck(
@@ -287,6 +294,10 @@ class CaptureNormalization:
         self._pool: list[list[np.ndarray]] = []
         self._pool_next = 0
         self._iterator = self._run()
+
+    def _check_source(self) -> None:
+        if not self.path.exists():
+            raise FileNotFoundError(f"{self.path}: no such capture file")
 
     # -- iteration ---------------------------------------------------------------------------------------------
 
@@ -587,11 +598,27 @@ class CaptureNormalization:
 
     def _finalize(self, raw: "_RawChunk") -> NormalizedChunk:
         """Apply the clock policy (shift, venue-less times, early events) and build the polars frames."""
-        frames = {}
+        frames, lines = {}, {}
+        for schema, cols in self._clocked(raw).items():
+            if cols is None:
+                frames[schema] = pl.DataFrame(schema=SCHEMAS[schema])
+                lines[schema] = np.empty(0, np.int64)
+                continue
+            lines[schema] = cols["line"]
+            syms = cols.pop("symbol")
+            cols["venue"] = _strings(syms, self._venues)
+            cols["symbol"] = _strings(syms, self._names)
+            frames[schema] = _typed_frame(schema, cols)
+        return NormalizedChunk(frames["book_deltas"], frames["trades"], frames["quotes"], raw.first_line, raw.last_line,
+                               lines)
+
+    def _clocked(self, raw: "_RawChunk") -> dict[str, dict | None]:
+        """Per schema, the numpy columns with the clock policy applied (``symbol`` still codes), None when empty."""
+        out: dict[str, dict | None] = {}
         for schema in ("book_deltas", "trades", "quotes"):
             cols = getattr(raw, schema)
             if cols is None or len(cols["ts_recv"]) == 0:
-                frames[schema] = pl.DataFrame(schema=SCHEMAS[schema])
+                out[schema] = None
                 continue
             ts_recv = cols["ts_recv"] + self.clock.shift_ns
             ts_event = cols["ts_event"]
@@ -601,11 +628,8 @@ class CaptureNormalization:
             if early.any():
                 self._early(early, cols["line"], ts_recv, ts_event, cols.get("flags"))
             cols["ts_recv"], cols["ts_event"] = ts_recv, ts_event
-            syms = cols.pop("symbol")
-            cols["venue"] = _strings(syms, self._venues)
-            cols["symbol"] = _strings(syms, self._names)
-            frames[schema] = _typed_frame(schema, cols)
-        return NormalizedChunk(frames["book_deltas"], frames["trades"], frames["quotes"], raw.first_line, raw.last_line)
+            out[schema] = cols
+        return out
 
     def _apply_filter(self, m: np.ndarray, rows: np.ndarray, lines: np.ndarray) -> np.ndarray:
         names = np.array(self._names + [""], dtype=object)
@@ -854,6 +878,152 @@ class CaptureNormalization:
             raise error
 
 
+def normalize_lines(name: str, **options) -> "LineNormalization":
+    """Normalize capture lines handed over as they arrive (a live feed): see ``LineNormalization``.
+
+    ``name`` stands for the file in messages and in the report (a URL, say). Options are ``normalize_capture``'s;
+    ``venue_kind`` must be ``spot`` or ``futures``.
+
+    Raises:
+        TypeError: an option ``normalize_capture`` does not have.
+        ValueError: as ``normalize_capture``, or ``venue_kind`` is ``auto``.
+    """
+    defaults = {k: v.default for k, v in inspect.signature(normalize_capture).parameters.items()
+                if v.kind is inspect.Parameter.KEYWORD_ONLY}
+    unknown = sorted(set(options) - set(defaults))
+    if unknown:
+        raise TypeError(f"normalize_lines() got unknown option(s): {', '.join(unknown)}")
+    return LineNormalization(name, **{**defaults, **options})
+
+
+class LineNormalization(CaptureNormalization):
+    """Normalize capture lines fed as they arrive (``feed``), with the rules ``normalize_capture`` applies to a file.
+
+    A live feed writes each message it receives as a capture line (``<local receive ts, ns> <JSON>\\n``) and
+    feeds a batch of whole lines at a time; ``feed`` returns, per schema, the numpy columns of the rows those
+    lines release (``symbol`` as codes into ``symbols``, ``line`` the number of the line, counted from 1 over
+    everything fed). Fed the lines of a capture, in any batches, it gives the rows ``normalize_capture`` gives
+    for the file with the same options (the clock aside: it is calibrated on the first batch, not on
+    ``calibration_lines``). ``close`` ends the feed: held diffs become gaps, diffs waiting for a snapshot are
+    dropped (counted) and ``report`` is complete.
+
+    Example::
+
+        run = normalize_lines("ws://127.0.0.1:9000/stream", venue_kind="spot", clock_policy="report")
+        rows = run.feed(b'1723161254087896568 {"stream":"btcusdt@trade","data":{...}}\\n')
+        rows["trades"]["price"]                 # int64, 1e-9 units; rows["book_deltas"] is None: no depth fed
+    """
+
+    def __init__(self, name: str, **options):
+        super().__init__(name, **options)
+        if self._venue_kind is None:
+            raise ValueError("venue_kind must be 'spot' or 'futures' when lines are fed as they arrive (the first "
+                             "depth diff cannot be waited for)")
+        o = options
+        self.clock = _BufferedClock(
+            policy=o["clock_policy"], latency_floor_ns=o["latency_floor_ns"],
+            ahead_threshold_ns=o["ahead_threshold_ns"], shift_ahead=o["shift_ahead"],
+            calibration_lines=o["calibration_lines"],
+        )
+        self._next_line = 1
+
+    def _check_source(self) -> None:
+        pass  # nothing is read: the lines are fed
+
+    @property
+    def symbols(self) -> list[str]:
+        """The symbols seen so far; ``symbol`` codes index this list."""
+        self._sync_names()
+        return list(self._names)
+
+    def feed(self, data: bytes) -> dict[str, dict | None]:
+        """Normalize whole capture lines (each ends with a newline); return the released rows per schema.
+
+        Raises:
+            DataQualityError: as ``normalize_capture`` (``reject`` and a skewed clock, an unlisted symbol with
+                ``unlisted_symbols='error'``).
+        """
+        buffer = np.frombuffer(data, dtype=np.uint8)
+        parts = []
+        position = 0
+        while position < len(buffer):
+            block, position = self._parse(buffer, position, len(buffer), self._next_line, False)
+            self._next_line += block.n
+            self.status.lines += block.n
+            self._measure(block)
+            raw = self._normalize(block)
+            if not self.clock.calibrated_on_lines:
+                self._calibrate(block.n)
+            parts.append(self._clocked(raw))
+        if len(parts) == 1:
+            return parts[0]
+        return {schema: _concat_columns([p[schema] for p in parts]) for schema in ("book_deltas", "trades", "quotes")}
+
+    def close(self) -> dict[str, dict | None]:
+        """End the feed: return the rows the end releases (gap clears) and complete ``report``."""
+        raw = self._finish()
+        if not self.clock.calibrated_on_lines:
+            self._calibrate(0)
+        self._fill_report()
+        return self._clocked(raw)
+
+    def book_states(self) -> dict[str, str]:
+        """Each depth symbol's update-id state: ``no_book``, ``syncing``, ``live`` or ``invalid`` (after a gap)."""
+        self._sync_names()
+        return {name: Q.STATE_NAMES[int(self._seq_state[s, Q.S_STATE])]
+                for s, name in enumerate(self._names) if s < len(self._seq_state) and self._seq_counters[s].any()}
+
+    @property
+    def gaps(self) -> int:
+        """Gaps declared so far (every symbol)."""
+        return self._seq_gap_count
+
+
+@dataclass
+class _BufferedClock(ClockCheck):
+    """A ``ClockCheck`` that folds offsets into its distributions in bulk, not at every ``add``.
+
+    Fed a message at a time, folding (a sort over the distribution's bins) would cost more than the message's
+    normalization, and more as the session's spread of offsets grows; held offsets are folded every
+    ``_FOLD_EVERY`` offsets and before anything reads the distributions, so the report is the same.
+    """
+
+    def __post_init__(self):
+        self._held: dict[tuple[str, str], list[np.ndarray]] = {}
+        self._held_count = 0
+
+    def add(self, symbol: str, stream: str, offsets: np.ndarray) -> None:
+        self._held.setdefault((symbol, stream), []).append(offsets)
+        self._held_count += len(offsets)
+        if self._held_count >= _FOLD_EVERY:
+            self.fold()
+
+    def fold(self) -> None:
+        held, self._held, self._held_count = self._held, {}, 0
+        for (symbol, stream), parts in held.items():
+            super().add(symbol, stream, np.concatenate(parts))
+
+    def overall_min(self) -> int | None:
+        self.fold()
+        return super().overall_min()
+
+    def summary(self) -> dict:
+        self.fold()
+        return super().summary()
+
+
+_FOLD_EVERY = 65_536
+
+
+def _concat_columns(parts: list[dict | None]) -> dict | None:
+    present = [p for p in parts if p is not None]
+    if not present:
+        return None
+    if len(present) == 1:
+        return present[0]
+    return {k: np.concatenate([p[k] for p in present]) for k in present[0] if isinstance(present[0][k], np.ndarray)}
+
+
 _NUMPY_TYPES = {pl.Int64: np.int64, pl.Int8: np.int8, pl.UInt8: np.uint8}
 
 
@@ -900,10 +1070,10 @@ def _check_options(o: dict) -> None:
         raise ValueError(f"venue_kind must be 'auto', 'spot' or 'futures', not {o['venue_kind']!r}")
     if o["unlisted_symbols"] not in ("drop", "error"):
         raise ValueError(f"unlisted_symbols must be 'drop' or 'error', not {o['unlisted_symbols']!r}")
-    for name in ("chunk_lines", "calibration_lines", "reorder_max", "buffer_max"):
+    for name in ("chunk_lines", "calibration_lines", "buffer_max"):
         if int(o[name]) < 1:
             raise ValueError(f"{name} must be >= 1, got {o[name]}")
-    for name in ("latency_floor_ns", "ahead_threshold_ns", "dedup_window_ns", "reorder_window_ns",
+    for name in ("reorder_max", "latency_floor_ns", "ahead_threshold_ns", "dedup_window_ns", "reorder_window_ns",
                  "max_quarantine_lines", "raw_bytes_cap"):
         if int(o[name]) < 0:
             raise ValueError(f"{name} must be >= 0, got {o[name]}")

@@ -17,6 +17,13 @@ belong to the chosen ``schema`` are 0:
 | book_deltas | side, price, size, action, flags, sequence |
 | trades | side, price, size, trade_id |
 | quotes | bid_px, ask_px, bid_sz, ask_sz, sequence |
+| book_and_trades | side, price, size, action, flags, sequence, trade_id |
+
+``book_and_trades`` is the book deltas (snapshot rows included) and the trades in one stream, ordered by
+``ts_recv`` with ties broken by the capture line that made each row known (a diff replayed after a snapshot
+is known at the snapshot's line): what a tick-level venue simulator reads. Trade rows have ``action`` T,
+``side`` the aggressor (1 buyer, -1 seller), ``size`` the traded quantity, ``trade_id``, ``flags`` ``F_LAST``;
+book rows are as in ``book_deltas`` (see ``nodes.marketdata.stream_ports``).
 
 All are int64: prices and sizes in 1e-9 units, ``action`` and ``flags`` as in ``nodes.marketdata.schemas``.
 
@@ -40,7 +47,7 @@ from pydantic import Field, model_validator
 from nodes.contract import OpParams, SourceOp
 from nodes.errors import DataQualityError
 from nodes.marketdata.binance.normalize import list_symbols, normalize_capture
-from nodes.marketdata.stream_ports import OUTPUTS, port_chunks
+from nodes.marketdata.stream_ports import OUTPUTS, merge_book_and_trades, port_chunks
 
 _FILE_NAME = re.compile(r"^(?:(?:spot|um|usdm|cm|coinm|futures)_)?(?P<symbol>[a-z0-9]+(?:_[a-z0-9]+)*?)_(?P<date>\d{8})$")
 
@@ -54,7 +61,7 @@ def symbol_from_file_name(path: str) -> str | None:
 
 class BinanceCaptureParams(OpParams):
     path: str = Field(description="the capture file (gzip or text), relative to the spec's folder")
-    schema_: Literal["book_deltas", "trades", "quotes"] = Field(
+    schema_: Literal["book_deltas", "trades", "quotes", "book_and_trades"] = Field(
         "book_deltas", alias="schema", description="which normalized events this source emits"
     )
     clock_policy: Literal["shift", "report", "reject"] = Field(
@@ -94,7 +101,8 @@ class BinanceCaptureParams(OpParams):
         path = Path(base_dir or ".") / self.path
         if not path.exists():
             raise DataQualityError(f"{path}: no such capture file (needed to find its symbols; or list 'symbols')")
-        streams = {"book_deltas": ("depth", "snapshot"), "trades": ("trade",), "quotes": ("bookTicker",)}[self.schema_]
+        streams = {"book_deltas": ("depth", "snapshot"), "trades": ("trade",), "quotes": ("bookTicker",),
+                   "book_and_trades": ("depth", "snapshot", "trade")}[self.schema_]
         found = list_symbols(path, self.prefix_scan_lines, streams)
         if not found:
             raise DataQualityError(
@@ -105,7 +113,7 @@ class BinanceCaptureParams(OpParams):
 
 
 class BinanceCapture(SourceOp):
-    """Emit one normalized schema (book_deltas, trades or quotes) from a Binance websocket capture file.
+    """Emit one normalized schema (book_deltas, trades, quotes or book_and_trades) from a Binance capture file.
 
     See ``nodes.marketdata.binance.normalize`` for the rules (exact decimals, the clock policy, the update-id
     rules with gaps marked by a clear row, dedup, quarantine of bad lines).
@@ -147,5 +155,25 @@ class BinanceCaptureReader:
             max_bad_fraction=p.max_bad_fraction,
         )
         self.report = run.report
+        if p.schema_ != "book_and_trades":
+            for chunk in run:
+                yield from port_chunks(getattr(chunk, p.schema_), p.schema_, index, max_rows, str(self.path))
+            return
+        released_upto = 0
         for chunk in run:
-            yield from port_chunks(getattr(chunk, p.schema_), p.schema_, index, max_rows, str(self.path))
+            known_at, released_upto = release_lines(chunk.lines["book_deltas"], released_upto)
+            merged = merge_book_and_trades(chunk.book_deltas, chunk.trades, known_at, chunk.lines["trades"])
+            yield from port_chunks(merged, p.schema_, index, max_rows, str(self.path))
+
+
+def release_lines(lines: np.ndarray, released_upto: int) -> tuple[np.ndarray, int]:
+    """The capture line at which each book row became known, and the running maximum to carry on.
+
+    The update-id rules emit rows in the order lines release them, the releasing message's own rows first (a
+    snapshot, then the diffs buffered before it; a diff that closes a hole, then the held ones after it), so
+    the running maximum of the rows' own lines is the releasing line.
+    """
+    if len(lines) == 0:
+        return lines, released_upto
+    known_at = np.maximum.accumulate(np.maximum(lines, released_upto))
+    return known_at, int(known_at[-1])
