@@ -231,7 +231,8 @@ class StreamRun:
                          for r in self.readers]
         holds = _hold_arrays(plan)
         # columns of each source's chunks, so a batch without rows of a source still has its (empty) columns
-        self.columns = [["ts_event", "ts_recv", "instrument", *graph.nodes[s].op.outputs] for s in graph.sources]
+        self.columns = [{"ts_event": np.int64, "ts_recv": np.int64, "instrument": np.int32,
+                         **{port: t.dtype for port, t in graph.nodes[s].op.outputs.items()}} for s in graph.sources]
         # sources are referenced by their index in the generated code
         self.source_index = {s: i for i, s in enumerate(graph.sources)}
         self.segments = [_BoundSegment(plan, segment, holds) for segment in plan.segments]

@@ -22,6 +22,16 @@ SMA_CROSS = REPO / "specs" / "strategies" / "sma_cross.yaml"
 SAMPLE_INSTRUMENTS = ["AAPL", "MSFT", "IBM", "KO"]
 BAR_FIELDS = ("open", "high", "low", "close", "volume")
 
+TICK_VENUE_EXAMPLE_PARAMS = [
+    {},
+    {"queue_model": {"model": "prob_power", "n": 3}, "maker_fee": -0.0001, "taker_fee": 0.0004,
+     "entry_latency": "3600s", "response_latency": "1800s", "equity_interval": "86400s"},
+    {"queue_model": "prob_log", "quote_post_only": False, "decide_at": "every", "max_orders": 4, "seed": 3,
+     "entry_latency": {"model": "uniform", "low": "60s", "high": "10800s"}, "maker_fee_per_unit": 0.01,
+     "reject_windows": [{"start": 0, "end": 864_000_000_000_000, "rate": 0.5}]},
+]
+
+
 # Small valid params for every stream op of the library, several sets where a switch changes the code path.
 # A new stream op must add an entry: the parity and prefix tests fail for an op that has none.
 EXAMPLE_PARAMS: dict[str, list[dict]] = {
@@ -119,6 +129,26 @@ EXAMPLE_PARAMS: dict[str, list[dict]] = {
                            "collar_bps": 500, "max_orders": 7}],
     "order.encode": [{"instrument_id": 7},
                      {"instrument_id": 2_000_000_000, "client_id_base": 4_611_686_018_427_387_904, "tif": "day"}],
+    "risk.pre_trade": [
+        {},
+        {"max_order_qty": 0.002, "max_order_notional": 0.3, "price_band_bps": 50, "max_position": 0.15,
+         "max_exposure_notional": 20, "tick_size": 0.01, "lot_size": 0.001},
+        # feeds are a day apart: a token every ~1.2 days, two at most; the same quote again within two days
+        {"max_orders_per_s": 0.00001, "order_burst": 2, "duplicate_window": "172800s", "max_order_qty": 0.003},
+    ],
+    "risk.circuit_breaker": [
+        {},
+        {"max_drawdown": 300, "max_drawdown_fraction": 0.05, "max_daily_loss": 200, "max_position": 0.000000004,
+         "max_rejects": 3, "reject_window": "400000s", "max_feed_delay": "23400s", "max_data_gap": "100000s",
+         "max_latency": "1us", "max_drift": 0.02, "flatten_on_halt": True},
+    ],
+    "risk.drift": [
+        {"reference_events": 20, "window": 10, "bins": 4},
+        {"reference_events": 50, "window": 30, "bins": 10, "epsilon": 0.001, "every": 3},
+        {"reference": [90.0, 95.0, 100.0, 105.0, 110.0, 115.0, 120.0], "bins": 3, "window": 5},
+    ],
+    "risk.reference_price": [{"use": "last_trade"}, {"use": "mid"}, {"use": "last_trade_else_mid"}],
+    "backtest.tick_venue": TICK_VENUE_EXAMPLE_PARAMS,
     "backtest.bar_venue": [
         {"cash": 10_000, "commission": 0.002},
         {"cash": 50_000, "commission_per_unit": 0.01, "slippage_bps": 5, "fill": "close"},
@@ -344,6 +374,79 @@ def _orders(bars: dict) -> dict[str, np.ndarray]:
     return {"order_qty": qty, "order_price": np.round(close * 1e9).astype(np.int64)}
 
 
+def _risk_quotes(bars: dict) -> dict[str, np.ndarray]:
+    """risk.pre_trade's inputs from bars: quotes a cent around the close on the 0.01 grid (now and then half
+    a cent off the grid), sizes of 0.001–0.003 (some 0: cancels; some off the lot), the close as the reference
+    (unknown now and then), a position that follows the close, and halts (1) and flattening (2) in stretches."""
+    close = np.nan_to_num(bars["close"])
+    i = np.arange(len(close))
+    px = np.round(close * 100).astype(np.int64) * 10_000_000
+    px[i % 13 == 12] += 5_000_000
+    return {
+        "bid_px": px - 10_000_000, "bid_qty": np.where(i % 5 == 4, 0, 1_000_000 * (1 + i % 3) + (i % 17 == 3)),
+        "ask_px": px + 10_000_000, "ask_qty": np.where(i % 7 == 6, 0, 1_000_000 * (1 + i % 2)),
+        "ref_px": np.where(i % 11 == 0, UNDEF_PRICE, px),
+        "position": (np.round(10.0 * (close - np.concatenate([close[:1], close[:-1]]))) * 10_000_000).astype(np.int64),
+        "halted": np.where((i // 40) % 3 == 2, 1 + i % 2, 0).astype(np.int64),
+    }
+
+
+def _breaker_events(bars: dict) -> dict[str, np.ndarray]:
+    """risk.circuit_breaker's inputs from bars: equity following the close, positions, rejects every fourth
+    event, a drift statistic, and every ninth event a control line (resume, halt, flatten, heartbeat, latency)."""
+    close = np.nan_to_num(bars["close"])
+    i = np.arange(len(close))
+    control = i % 9 == 4
+    first = close[0] if len(close) and close[0] != 0 else 1.0
+    return {
+        "equity": 10_000.0 * close / first,
+        "position": np.round(close - np.concatenate([close[:1], close[:-1]])).astype(np.int64),
+        "reject_code": np.where(i % 4 == 1, 5, 0).astype(np.int64),
+        "drift": np.where(i % 3 == 0, np.nan, np.abs(np.diff(close, prepend=close[:1])) / np.maximum(close, 1.0)),
+        "command": np.where(control, np.array([1, 2, 3, 4, 5])[(i // 9) % 5], 0).astype(np.int64),
+        "seq": np.cumsum(control).astype(np.int64),
+        "operator": control.astype(np.int64), "reason": 2 * control.astype(np.int64),
+        "latency_ns": np.where(control, np.round(close).astype(np.int64), -1),
+    }
+
+
+def _reference_inputs(bars: dict) -> dict[str, np.ndarray]:
+    """risk.reference_price's inputs: the book_deltas feed's prices and actions (trades every tenth row) and a
+    book a cent around the close (empty now and then)."""
+    deltas = _book_deltas(bars)
+    close = np.nan_to_num(bars["close"])
+    i = np.arange(len(close))
+    px = np.round(close * 100).astype(np.int64) * 10_000_000
+    return {"price": deltas["price"], "action": deltas["action"],
+            "best_bid": np.where(i % 19 == 7, UNDEF_PRICE, px - 10_000_000), "best_ask": px + 10_000_000}
+
+
+def _tick_venue_feed(bars: dict) -> dict[str, np.ndarray]:
+    """A book-and-trades stream with quotes, made from bars: around each close a bid and an ask level, a trade
+    that alternates aggressors (at, through or inside the quotes), now and then a level removed or the book
+    cleared; the strategy quotes one tick around the close, pulling a side now and then."""
+    close, volume = bars["close"], bars["volume"]
+    i = np.arange(len(close))
+    finite = np.isfinite(close)
+    cents = np.where(finite, np.round(np.nan_to_num(close) * 100), 0).astype(np.int64)
+    tick = 10_000_000  # 0.01 in 1e-9 units
+    phase = i % 4
+    side = np.select([phase == 0, phase == 1, phase == 2], [1, -1, np.where(i % 8 == 2, -1, 1)], 1)
+    offset = np.select([phase == 0, phase == 1, phase == 2], [-1, 1, np.where(i % 8 == 2, -2, 2)], -1)
+    price = (cents + offset) * tick
+    price[~finite] = UNDEF_PRICE
+    size = np.where(np.isfinite(volume), np.nan_to_num(volume) % 7 + 1, 1).astype(np.int64) * 1_000_000_000
+    size[(phase == 3) & (i % 3 == 0)] = 0
+    action = np.select([phase == 2], [ord("T")], ord("M")).astype(np.int64)
+    action[i % 97 == 96] = ord("R")
+    flags = np.where(phase != 0, F_LAST, 0).astype(np.int64)
+    quoted = np.where(finite, cents, 0) * tick
+    qty = np.where(i % 11 == 5, 0, 1_000_000_000).astype(np.int64)
+    return {"side": side.astype(np.int64), "price": price, "size": size, "action": action, "flags": flags,
+            "bid_px": np.where(finite, quoted - tick, UNDEF_PRICE), "bid_qty": qty,
+            "ask_px": np.where(finite, quoted + tick, UNDEF_PRICE), "ask_qty": qty[::-1].copy()}
+
+
 # Ops whose inputs are a whole event schema rather than bar-derived series: all their inputs from one feed.
 OP_FEEDS = {
     "book.l2": _book_deltas,
@@ -352,6 +455,10 @@ OP_FEEDS = {
     "signal.book_imbalance": _top_sizes,
     "risk.order_limits": _top_of_book,
     "order.encode": _orders,
+    "risk.pre_trade": _risk_quotes,
+    "risk.circuit_breaker": _breaker_events,
+    "risk.reference_price": _reference_inputs,
+    "backtest.tick_venue": _tick_venue_feed,
     "strategy.market_maker": _book_top,
     "strategy.imbalance_taker": _book_top,
 }

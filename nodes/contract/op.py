@@ -46,11 +46,13 @@ class Op:
     kind: ClassVar[str] = "abstract"
 
     @classmethod
-    def specialize(cls, params: OpParams) -> "type[Op]":
+    def specialize(cls, params: OpParams, base_dir: Path | None = None) -> "type[Op]":
         """Return the op as configured by ``params``: itself, or a subclass whose ports depend on the params.
 
         A DBN source's output ports depend on which schema it reads; it overrides this to return a subclass with
-        those ports. The loader calls it once per node after validating the params.
+        those ports. ``base_dir`` is the spec's folder, against which a param naming a file resolves (a tick
+        venue's user queue model). The loader calls it once per node after validating the params; a
+        ``SpecError`` it raises is reported at the node's ``with``.
         """
         return cls
 

@@ -61,7 +61,8 @@ class _Buffer:
 def merge_chunks(streams: list[Iterator[dict[str, np.ndarray]]], columns: list[list[str]]) -> Iterator[MergedBatch]:
     """Merge chunk streams (each sorted by ``ts_recv``) into batches in deterministic event order.
 
-    ``columns[i]`` names the columns of stream i, used for its empty part in a batch that has none of its rows.
+    ``columns[i]`` names the columns of stream i (a list, or a dict name → dtype), used for its empty part in a
+    batch that has none of its rows.
     """
     if len(streams) == 1:
         yield from _single(streams[0])
@@ -89,8 +90,8 @@ def merge_chunks(streams: list[Iterator[dict[str, np.ndarray]]], columns: list[l
         yield _order(parts, columns)
 
 
-def _order(parts: list[dict[str, np.ndarray] | None], columns: list[list[str]]) -> MergedBatch:
-    filled = [p if p is not None else {c: np.empty(0) for c in cols} for p, cols in zip(parts, columns)]
+def _order(parts: list[dict[str, np.ndarray] | None], columns: list) -> MergedBatch:
+    filled = [p if p is not None else _empty_part(cols) for p, cols in zip(parts, columns)]
     for p in filled:
         p.setdefault("ts_recv", np.empty(0, dtype=np.int64))
     sizes = [len(p["ts_recv"]) for p in filled]
@@ -99,6 +100,17 @@ def _order(parts: list[dict[str, np.ndarray] | None], columns: list[list[str]]) 
     ts = np.concatenate([p["ts_recv"].astype(np.int64, copy=False) for p in filled])
     order = np.lexsort((row, stream, ts))
     return MergedBatch(stream=stream[order], row=row[order], ts_recv=ts[order], parts=filled)
+
+
+def _empty_part(columns) -> dict[str, np.ndarray]:
+    """A stream's part in a batch that has none of its rows, typed like its rows: ``columns`` maps name → dtype
+    (a list of names gets int64 times, int32 instruments and float64 for the rest). An untyped empty
+    ``instrument`` (float64) cannot index the key map, and a port of the wrong dtype makes numba compile the
+    segment again."""
+    if isinstance(columns, dict):
+        return {c: np.empty(0, dtype=d) for c, d in columns.items()}
+    defaults = {"ts_event": np.int64, "ts_recv": np.int64, "instrument": np.int32}
+    return {c: np.empty(0, dtype=defaults.get(c, np.float64)) for c in columns}
 
 
 def _single(chunks: Iterator[dict[str, np.ndarray]]) -> Iterator[MergedBatch]:

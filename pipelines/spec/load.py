@@ -135,7 +135,7 @@ def load_spec(
     module_paths = [path.parent / m for m in model.modules]
     _check_modules_exist(module_paths, origins)
     registry = (registry or default_registry()).with_modules(module_paths)
-    nodes = _validate_nodes(model, nodes_data, origins, registry)
+    nodes = _validate_nodes(model, nodes_data, origins, registry, path.parent)
     loaded = LoadedSpec(path, model, nodes, registry, origins, spec_hash="", warnings=warnings, references=references)
     # imported here: the graph builder needs a LoadedSpec and the loader needs the graph's checks
     from pipelines.graph import build_graph
@@ -368,7 +368,7 @@ def _check_modules_exist(paths: list[Path], origins: dict) -> None:
             raise SpecError.at(_where(origins, ("modules", index)), f"module file {module_path} not found")
 
 
-def _validate_nodes(model: SpecModel, nodes_data: dict, origins: dict, registry: OpRegistry) -> dict:
+def _validate_nodes(model: SpecModel, nodes_data: dict, origins: dict, registry: OpRegistry, base_dir: Path) -> dict:
     problems: list[tuple[SourceLocation | None, str]] = []
     nodes: dict[str, NodeDefinition] = {}
     for index, (node_id, node) in enumerate(model.nodes.items()):
@@ -386,7 +386,12 @@ def _validate_nodes(model: SpecModel, nodes_data: dict, origins: dict, registry:
             for loc, message in _problems(error, op.Params, origins, at + ("with",)):
                 problems.append((loc, f"{message} [op {op.name}]"))
             continue
-        op = op.specialize(params)
+        try:
+            op = op.specialize(params, base_dir=base_dir)
+        except SpecError as error:
+            problems.extend((loc or _where(origins, at + ("with",)), f"{message} [op {op.name}]")
+                            for loc, message in error.problems)
+            continue
         place = node.place or model.defaults.place
         place_path = at + ("place",) if node.place else ("defaults", "place")
         if place == AUTO_PLACE:

@@ -144,7 +144,7 @@ class DbnSource(SourceOp):
         return dict(TABLE_PORTS[params.schema])
 
     @classmethod
-    def specialize(cls, params: DbnSourceParams) -> type["DbnSource"]:
+    def specialize(cls, params: DbnSourceParams, base_dir: Path | None = None) -> type["DbnSource"]:
         """Return a subclass whose ``outputs`` are those of ``params.schema`` (what the engine reads)."""
         return _specialized(params.schema)
 
