@@ -18,10 +18,13 @@
     tickloom hw export SPEC --node ID [--out FILE] [--clock-mhz MHZ]
     tickloom feed-server CAPTURE [--host H] [--port N] [--speed X | --max-rate R] [--drop-after N [--drop-repeat]
                    [--drop-mode close|abort]] [--loop] [--snapshot-wait S]
+    tickloom resume|halt|flatten SPEC --operator NAME --reason TEXT [--control FILE]
     tickloom baseline SPEC [--by NAME] [--reason TEXT] [--registry PATH]
     tickloom promote SPEC --to paper|live [--by NAME] [--reason TEXT] [--registry PATH]
     tickloom status [--registry PATH]
     tickloom rollback SPEC --stage paper|live [--registry PATH]
+    tickloom stress SPEC [--scenarios FILE] [--scenario NAME]... [--monte-carlo N [--block-len L] [--seed S]]
+                   [--set k=v] [--place node=target] [--out DIR]
     tickloom audit SPEC [--cuts N] [--at ISO-TIME]... [--set k=v] [--place node=target] [--json]
     tickloom ui [--port N] [--host H] [--specs DIR] [--catalog DIR] [--home DIR]
 
@@ -193,9 +196,9 @@ def _parser() -> argparse.ArgumentParser:
                     help="DAGSTER_HOME: runs and event log (default $TICKLOOM_DAGSTER_HOME, else ./.tickloom/dagster)")
     ui.set_defaults(handler=_ui)
     # commands that live in their own modules
-    from runtime import cli_audit, cli_feed, cli_hw, cli_promote
+    from runtime import cli_audit, cli_feed, cli_hw, cli_promote, cli_risk, cli_stress
 
-    for module in (cli_audit, cli_feed, cli_hw, cli_promote):
+    for module in (cli_audit, cli_feed, cli_hw, cli_promote, cli_risk, cli_stress):
         module.add_command(commands)
     return parser
 
@@ -218,6 +221,9 @@ def _run(args) -> int:
         if output.backtest.by_instrument.height > 1:
             print("\nby instrument:")
             print(format_by_instrument(output.backtest.by_instrument))
+    for node_id, summary in output.replay.summaries.items():
+        if hasattr(summary, "format"):  # a tick venue's result
+            print(f"\n{node_id}:\n{summary.format()}")
     print(f"\nwrote {output.out_dir}/: " + ", ".join(f.name for f in output.files))
     return 0
 
