@@ -239,20 +239,23 @@ def test_unknown_placement_suggests_the_target(write_spec):
 
 def test_placement_the_op_lacks_lists_where_it_runs(write_spec):
     spec = write_spec("""
-        fast: {op: indicator.sma, in: bars.close, with: {window: 10}, place: fpga}
+        fast: {op: indicator.rsi, in: bars.close, with: {window: 10}, place: fpga}
     """)
 
     where, message = _load_error(spec.path)
 
+    # RSI has no fixed-point twin: the refusal names the lines of its step that do not map to fabric
     assert where == spec.at("fpga")
-    assert message == "op indicator.sma is not available on 'fpga'; it runs on: cpu, numba"
+    assert message.startswith("op indicator.rsi cannot be placed on fpga:")
+    assert "nodes/indicators/rsi.py:" in message and "float" in message
+    assert "Place it on cpu or numba" in message
 
 
 def test_default_placement_the_op_lacks_points_at_the_default(write_spec):
     # the source stays on cpu (sources run in the host process); the stream node inherits fpga
     spec = write_spec(
         """
-        fast: {op: indicator.sma, in: bars.close, with: {window: 10}}
+        fast: {op: indicator.rsi, in: bars.close, with: {window: 10}}
         """,
         top="defaults: {place: fpga}",
     )
@@ -260,7 +263,7 @@ def test_default_placement_the_op_lacks_points_at_the_default(write_spec):
     where, message = _load_error(spec.path)
 
     assert where == spec.at("fpga")
-    assert message == "op indicator.sma is not available on 'fpga'; it runs on: cpu, numba"
+    assert message.startswith("op indicator.rsi cannot be placed on fpga:")
 
 
 # --- overlays -------------------------------------------------------------------------------------------------
