@@ -241,8 +241,9 @@ def build_steps(advance) -> dict[tuple[str, str], object]:
                 set_mark(ints, floats, k, mid)
         # 3. what the strategy has seen by now
         head = ints[ACC, A_RS_HEAD]
+        heard = 0
         if head < ints[ACC, A_RS_TAIL] and responses[head, S_VISIBLE] <= local_ns:
-            apply_responses(c, ints, floats, responses, local_ns)
+            heard = apply_responses(c, ints, floats, responses, local_ns)
         # 4. what it asks for now
         mode = c[C_MODE]
         act = False
@@ -257,7 +258,7 @@ def build_steps(advance) -> dict[tuple[str, str], object]:
                        and (ints[row, K_OPEN_L] > 0 or a0 != ints[row, K_POS_L]))
         if act:
             decide(c, tables, ints, floats, requests, log_ints, log_floats, levels, (lo_bid, n_bid, lo_ask, n_ask), k,
-                   local_ns, flags, a0, a1, a2, a3, a4, a5, a6)
+                   local_ns, flags, heard, a0, a1, a2, a3, a4, a5, a6)
         return (ints[row, K_POS_L], floats[ACC, AF_CASH_L], floats[ACC, AF_CASH_L] + floats[ACC, AF_HOLD_L],
                 ints[row, K_LW_BID], ints[row, K_LW_ASK], ints[ACC, A_FILLS_L])
 

@@ -132,7 +132,8 @@ def _flight_column(side):
 
 @step_helper(_nrt=False)
 def _apply_response(c, ints, floats, responses, r):
-    """Apply one response the strategy has now seen."""
+    """Apply one response the strategy has now seen; return its side's bit (1 bid, 2 ask) when it was a fill or
+    ended the order, else 0."""
     slot = responses[r, S_SLOT]
     kind = responses[r, S_KIND]
     k = ints[slot, O_KEY]
@@ -176,17 +177,22 @@ def _apply_response(c, ints, floats, responses, r):
         if ints[slot, O_PENDING] == 0:
             release_slot(ints, slot)
     refresh_local_view(ints, k)
+    if kind == RESP_FILL or ints[slot, O_LSTATE] >= L_FILLED:
+        return 1 if side == 1 else 2
+    return 0
 
 
 @step_helper(_nrt=False)
 def apply_responses(c, ints, floats, responses, local_ns):
-    """Apply every response the strategy has seen by ``local_ns``, in the order the venue sent them."""
+    """Apply every response the strategy has seen by ``local_ns``, in the order the venue sent them; return the
+    sides (bits: 1 bid, 2 ask) that learned of a fill or of an order's end."""
+    heard = 0
     while True:
         r = next_response_seen(responses, ints, local_ns)
         if r < 0:
-            return
+            return heard
         ints[ACC, A_RS_HEAD] = r + 1
-        _apply_response(c, ints, floats, responses, r)
+        heard |= _apply_response(c, ints, floats, responses, r)
 
 
 @step_helper(_nrt=False)
@@ -415,9 +421,14 @@ def _command(c, tables, ints, floats, requests, log_ints, log_floats, k, cmd, cm
 
 
 @step_helper(_nrt=False)
-def decide(c, tables, ints, floats, requests, log_ints, log_floats, levels, sides, k, local_ns, flags, a0, a1, a2,
-           a3, a4, a5, a6):
-    """Turn the strategy's inputs of this event (``a0..a6`` in the mode's input order) into requests."""
+def decide(c, tables, ints, floats, requests, log_ints, log_floats, levels, sides, k, local_ns, flags, heard, a0,
+           a1, a2, a3, a4, a5, a6):
+    """Turn the strategy's inputs of this event (``a0..a6`` in the mode's input order) into requests.
+
+    ``heard``: the sides (bits: 1 bid, 2 ask) that learned of a fill or of an order's end on this event. In quotes
+    mode such a side sends nothing now: the strategy decided this event's quote before it knew (it reads the
+    position one event back), so re-sending it would quote past a position limit; it acts on the next event.
+    """
     mode = c[C_MODE]
     if mode == MODE_COMMANDS:
         _command(c, tables, ints, floats, requests, log_ints, log_floats, k, a0, a1, a2, a3, a4, a5, a6, local_ns)
@@ -427,7 +438,9 @@ def decide(c, tables, ints, floats, requests, log_ints, log_floats, levels, side
     if mode == MODE_QUOTES:
         if ints[KEY0 + k, K_STRAYS] != 0:
             _cancel_strays(c, tables, ints, floats, requests, log_ints, log_floats, k, local_ns)
-        _quote_side(c, tables, ints, floats, requests, log_ints, log_floats, k, 1, a0, a1, local_ns)
-        _quote_side(c, tables, ints, floats, requests, log_ints, log_floats, k, -1, a2, a3, local_ns)
+        if heard & 1 == 0:
+            _quote_side(c, tables, ints, floats, requests, log_ints, log_floats, k, 1, a0, a1, local_ns)
+        if heard & 2 == 0:
+            _quote_side(c, tables, ints, floats, requests, log_ints, log_floats, k, -1, a2, a3, local_ns)
     else:
         _chase_target(c, tables, ints, floats, requests, log_ints, log_floats, levels, sides, k, a0, local_ns)

@@ -4,7 +4,7 @@ Each op runs over a few thousand real events twice: back to back (every event wa
 module runs at its II) and with random gaps and bursts. Per event the test checks the outputs against the
 golden model bit for bit, ``out - accept`` against the modeled latency (plus the stall of a warm-up event),
 and the accept cycles against the queueing model ``start = max(arrival, previous start + II)``.
-Longer runs (whole captures, deeper books, other clocks) are marked slow.
+Longer runs (whole captures, deeper books, other clocks) are marked extended (run with -m extended).
 """
 
 import numpy as np
@@ -153,7 +153,7 @@ def test_reference_path_rtl_latency_is_the_sum_of_its_ops(book_path):
     assert path.latency_cycles() * 1e9 / DEFAULT_CLOCK_HZ < 100
 
 
-@pytest.mark.slow
+@pytest.mark.extended
 @pytest.mark.parametrize("capture", ["spot_btcusdt_20240808.head2000.gz", "spot_ethusdt_20240808.head2000.gz",
                                      "cm_btcusd_perp_20240808.head2000.gz"])
 @pytest.mark.parametrize("levels", [4, 16, 64])
@@ -161,7 +161,7 @@ def test_top_of_book_rtl_whole_captures(capture, levels):
     check_both_arrival_patterns("book.l2", {"max_levels": levels}, list(book_deltas(capture)))
 
 
-@pytest.mark.slow
+@pytest.mark.extended
 def test_reference_path_rtl_whole_captures():
     """The whole path on two whole captures with a 16-level book, which crosses at times (the risk check's
     ``crossed`` rule)."""
@@ -178,7 +178,7 @@ def test_reference_path_rtl_whole_captures():
     assert reasons & 2, bin(reasons)
 
 
-@pytest.mark.slow
+@pytest.mark.extended
 @pytest.mark.parametrize("clock_hz", [150e6, 250e6, 400e6])
 @pytest.mark.parametrize("name, raw", [
     ("indicator.ema", {"window": 20}), ("indicator.ema", {"window": 63}), ("indicator.sma", {"window": 300}),

