@@ -12,6 +12,9 @@ from dataclasses import dataclass, field
 from nodes.contract import RecordType, ScalarType, Scope
 from nodes.errors import GraphError, SourceLocation, SpecError
 
+# Simulated venues are the ops of the backtest room: the exchange, outside the trading system.
+VENUE_PREFIX = "backtest."
+
 _REF = re.compile(r"^\s*(?:(?P<prev>prev)\(\s*)?(?P<node>[A-Za-z_][\w\-]*)(?:\.(?P<port>[A-Za-z_]\w*))?(?(prev)\s*\))\s*$")
 
 
@@ -52,6 +55,23 @@ class Graph:
     sources: list[str]
     instruments: list[str]
     source_instruments: dict[str, list[str]]
+
+    def venues(self) -> list[str]:
+        """The simulated venues (ops named ``backtest.*``), in graph order."""
+        return [n for n in self.order if self.nodes[n].op.name.startswith(VENUE_PREFIX)]
+
+    def order_nodes(self, venues: list[str] | None = None) -> list[str]:
+        """The stream nodes whose output a venue reads as its order within the event: every input of the venue but
+        its triggering (market) inputs and feedback; in graph order of the venues, then of their inputs."""
+        found: list[str] = []
+        for venue in self.venues() if venues is None else venues:
+            node = self.nodes[venue]
+            triggers = node.op.triggers or ()
+            for arg, name in zip(node.args, node.arg_inputs):
+                ordering = not arg.delayed and name not in triggers and self.nodes[arg.node].op.kind == "stream"
+                if ordering and arg.node not in found:
+                    found.append(arg.node)
+        return found
 
     def consumers(self, node_id: str) -> list[str]:
         """Nodes that read ``node_id`` within the same event (feedback readers are not counted)."""

@@ -27,9 +27,9 @@ from hardware.planner import (
 from hardware.profile import HardwareProfile, crossings, step_cost_ns
 from hardware.targets import StepCompileError
 from nodes.errors import SpecError
+from pipelines.graph import VENUE_PREFIX
 from pipelines.spec.load import LoadedSpec
 
-VENUE_PREFIX = "backtest."
 AUTO = "auto"
 
 
@@ -140,17 +140,7 @@ def _order_nodes(spec: LoadedSpec, placed: list[str], not_placed: dict[str, str]
         if unknown:
             raise SpecError.at(None, f"order node(s) {', '.join(unknown)} are not placed nodes of {spec.name}")
         return given
-    orders: list[str] = []
-    for node_id in graph.order:
-        node = graph.nodes[node_id]
-        if not node.op.name.startswith(VENUE_PREFIX):
-            continue
-        triggers = getattr(node.op, "triggers", None)
-        for arg, name in zip(node.args, node.arg_inputs):
-            if arg.delayed or arg.node not in placed or (triggers is not None and name in triggers):
-                continue
-            if arg.node not in orders:
-                orders.append(arg.node)
+    orders = [n for n in graph.order_nodes() if n in placed]
     if orders:
         return sorted(orders, key=placed.index)
     return [n for n in placed if not any(c in placed for c in graph.consumers(n))]

@@ -330,7 +330,6 @@ def ks_statistic(reference: np.ndarray, recent: np.ndarray) -> float:
 
 # --- a real workload: a spec's plan driven one event at a time ----------------------------------------------
 
-VENUE_PREFIX = "backtest."
 RISK_OP = "risk.order_limits"
 
 
@@ -358,13 +357,13 @@ since a fused segment runs as one kernel). From the
     model = spec.model.model_copy(update={"defaults": spec.model.defaults.model_copy(update={"chunk_events": 1})})
     spec = replace(spec, model=model)
     graph = spec.graph
-    venues = [n for n in graph.order if graph.nodes[n].op.name.startswith(VENUE_PREFIX)]
+    venues = graph.venues()
     risks = [n for n in graph.order if graph.nodes[n].op.name == RISK_OP]
-    plan = compile_plan(spec, record=venues + risks + _order_inputs(graph, venues))
+    plan = compile_plan(spec, record=venues + risks + graph.order_nodes(venues))
     run = StreamRun(plan)
     for bound in run.segments:
         bound.run = _timed(metrics, "+".join(bound.segment.nodes), bound.run)
-    order_inputs = _order_inputs(graph, venues)
+    order_inputs = graph.order_nodes(venues)
     last_orders: dict[str, float] = {}
     published = 0
     for merged in run.merged_batches():
@@ -390,19 +389,6 @@ def _timed(metrics: LiveMetrics, label: str, run_segment):
         return result
 
     return timed
-
-
-def _order_inputs(graph, venues: list[str]) -> list[str]:
-    """The nodes whose output a venue reads as its order (every input but its triggering market input)."""
-    found: list[str] = []
-    for venue in venues:
-        node = graph.nodes[venue]
-        triggers = getattr(node.op, "triggers", None) or ()
-        for arg, name in zip(node.args, node.arg_inputs):
-            ordering = not arg.delayed and name not in triggers and graph.nodes[arg.node].op.kind == "stream"
-            if ordering and arg.node not in found:
-                found.append(arg.node)
-    return found
 
 
 def _publish_event(metrics, run, graph, merged, venues, risks, order_inputs, last_orders) -> None:

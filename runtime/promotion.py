@@ -63,7 +63,6 @@ RISK_OPS = {
     "risk.order_limits": ("max_position_lots",),  # nodes/execution/order_limits.py (its FPGA twin)
     "risk.pre_trade": ("max_position", "max_order_qty"),  # the name the issue gives
 }
-VENUE_PREFIX = "backtest."  # simulated venues; a live gateway op joins them when it exists
 DAY_NS = 86_400 * 10**9
 HEARTBEAT_STALE_S = 30.0
 _LOCK_WAIT_S = 10.0
@@ -667,7 +666,7 @@ def risk_gate(spec, stage: str) -> GateResult:
         return GateResult("risk", False, f"no pre-trade risk op is installed ({', '.join(RISK_OPS)}): no risk limits "
                                          "can exist")
     graph = spec.graph
-    venues = [n for n in graph.order if graph.nodes[n].op.name.startswith(VENUE_PREFIX)]
+    venues = graph.venues()
     traded = _instruments(graph, venues) if venues else list(graph.instruments)
     limits = {n: _size_limits(graph.nodes[n]) for n in graph.order if graph.nodes[n].op.name in RISK_OPS}
     unlimited = [n for n, set_limits in limits.items() if not set_limits]
@@ -679,7 +678,7 @@ def risk_gate(spec, stage: str) -> GateResult:
                           {"traded": traded, "unlimited": unlimited})
     covered = _instruments(graph, risks)
     missing = [i for i in traded if i not in covered]
-    orders = _order_nodes(graph, venues)
+    orders = graph.order_nodes(venues)
     unguarded = [o for o in orders if not set(risks) & (_ancestors(graph, o) | {o})]
     data = {"traded": traded, "covered": covered, "limits": {n: limits[n] | {"instruments": _instruments(graph, [n])}
                                                              for n in risks},
@@ -705,19 +704,6 @@ def _instruments(graph, node_ids: list[str]) -> list[str]:
         if any(source in graph.nodes[n].sources for n in node_ids):
             names += [i for i in graph.source_instruments[source] if i not in names]
     return names
-
-
-def _order_nodes(graph, venues: list[str]) -> list[str]:
-    """The nodes whose output a venue reads as its order: every input but the venue's triggering market input."""
-    found: list[str] = []
-    for venue in venues:
-        node = graph.nodes[venue]
-        triggers = getattr(node.op, "triggers", None) or ()
-        for arg, name in zip(node.args, node.arg_inputs):
-            ordering = not arg.delayed and name not in triggers and graph.nodes[arg.node].op.kind == "stream"
-            if ordering and arg.node not in found:
-                found.append(arg.node)
-    return found
 
 
 def _ancestors(graph, node_id: str) -> set[str]:

@@ -7,28 +7,13 @@ reads the rows out as ``{column: array}`` after every chunk (the engine's ``drai
 
 import numpy as np
 
-from nodes.contract import step_helper
+from nodes.contract.log_buffers import new_log_buffers, reserve_log_rows
 from nodes.risk.codes import named
 
 
-def new_buffers(int_columns: int, float_columns: int, rows: int = 64) -> tuple[np.ndarray, np.ndarray]:
-    return np.zeros((rows, int_columns), np.int64), np.zeros((rows, float_columns), np.float64)
-
-
-@step_helper
-def reserve(log_ints, log_floats, used, rows):
-    """The buffers with room for ``rows`` more rows after ``used``: the same arrays, or copies twice as large."""
-    if used + rows <= log_ints.shape[0]:
-        return log_ints, log_floats
-    size = max(2 * log_ints.shape[0], used + rows)
-    grown_ints = np.zeros((size, log_ints.shape[1]), np.int64)
-    grown_floats = np.zeros((size, log_floats.shape[1]), np.float64)
-    for r in range(used):
-        for j in range(log_ints.shape[1]):
-            grown_ints[r, j] = log_ints[r, j]
-        for j in range(log_floats.shape[1]):
-            grown_floats[r, j] = log_floats[r, j]
-    return grown_ints, grown_floats
+# the buffers themselves are the contract's (nodes/contract/log_buffers.py), shared with the tick venue
+new_buffers = new_log_buffers
+reserve = reserve_log_rows
 
 
 def drain_columns(log_ints: np.ndarray, log_floats: np.ndarray, used: int,

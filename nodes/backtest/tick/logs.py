@@ -43,6 +43,7 @@ from nodes.backtest.tick.layout import (
     LOG_QUEUE,
 )
 from nodes.contract import step_helper
+from nodes.contract.log_buffers import reserve_log_rows
 
 # Each log's columns: name → (buffer, column, decoder names or None). Times are int64 ns UTC; prices and
 # quantities int64 in 1e-9 units; money float64 in quote currency.
@@ -110,18 +111,7 @@ _KINDS = {"orders": LOG_ORDER, "fills": LOG_FILL, "queue": LOG_QUEUE, "equity": 
 @step_helper
 def reserve_log(log_ints, log_floats, ints, rows):
     """The log buffers with room for ``rows`` more rows: the same arrays, or copies twice as large."""
-    used = ints[ACC, A_LOG_N]
-    if used + rows <= log_ints.shape[0]:
-        return log_ints, log_floats
-    size = max(2 * log_ints.shape[0], used + rows)
-    grown_ints = np.zeros((size, log_ints.shape[1]), np.int64)
-    grown_floats = np.zeros((size, log_floats.shape[1]), np.float64)
-    for r in range(used):
-        for j in range(log_ints.shape[1]):
-            grown_ints[r, j] = log_ints[r, j]
-        for j in range(log_floats.shape[1]):
-            grown_floats[r, j] = log_floats[r, j]
-    return grown_ints, grown_floats
+    return reserve_log_rows(log_ints, log_floats, ints[ACC, A_LOG_N], rows)
 
 
 @step_helper(_nrt=False)
