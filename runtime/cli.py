@@ -19,6 +19,8 @@
     tickloom feed-server CAPTURE [--host H] [--port N] [--speed X | --max-rate R] [--drop-after N [--drop-repeat]
                    [--drop-mode close|abort]] [--loop] [--snapshot-wait S]
     tickloom resume|halt|flatten SPEC --operator NAME --reason TEXT [--control FILE]
+    tickloom live SPEC --stage paper [--speed N] [--session DIR] [--metrics-port N] [--max-events N]
+    tickloom shadow SESSION_DIR
     tickloom baseline SPEC [--by NAME] [--reason TEXT] [--registry PATH]
     tickloom promote SPEC --to paper|live [--by NAME] [--reason TEXT] [--registry PATH]
     tickloom status [--registry PATH]
@@ -196,9 +198,9 @@ def _parser() -> argparse.ArgumentParser:
                     help="DAGSTER_HOME: runs and event log (default $TICKLOOM_DAGSTER_HOME, else ./.tickloom/dagster)")
     ui.set_defaults(handler=_ui)
     # commands that live in their own modules
-    from runtime import cli_audit, cli_feed, cli_hw, cli_promote, cli_risk, cli_stress
+    from runtime import cli_audit, cli_feed, cli_hw, cli_live, cli_promote, cli_risk, cli_stress
 
-    for module in (cli_audit, cli_feed, cli_hw, cli_promote, cli_risk, cli_stress):
+    for module in (cli_audit, cli_feed, cli_hw, cli_live, cli_promote, cli_risk, cli_stress):
         module.add_command(commands)
     return parser
 

@@ -41,6 +41,8 @@ def add_command(commands) -> None:
     feed.add_argument("--drop-mode", choices=("close", "abort"), default="close",
                       help="how to drop: a close frame (1001) or a TCP reset (default close)")
     feed.add_argument("--loop", action="store_true", help="replay the capture again at its end (ids shifted)")
+    feed.add_argument("--restamp", action="store_true",
+                      help="move venue times (E, T) so the first message is stamped now, like a live venue")
     feed.add_argument("--snapshot-wait", type=float, default=0.0, metavar="SECONDS",
                       help="wait at a symbol's first recorded snapshot until a client fetched it (default 0: don't)")
     feed.set_defaults(handler=_feed_server)
@@ -51,6 +53,7 @@ def _feed_server(args: argparse.Namespace) -> int:
 
     try:
         server = FeedServer(args.capture, host=args.host, port=args.port, speed=args.speed, max_rate=args.max_rate,
+                            restamp=args.restamp,
                             drop_after=args.drop_after, drop_repeat=args.drop_repeat, drop_mode=args.drop_mode,
                             loop=args.loop, snapshot_wait_s=args.snapshot_wait)
     except (ValueError, FileNotFoundError) as error:

@@ -342,7 +342,7 @@ class FeedServer:
     def __init__(self, capture: str | Path, *, host: str = "127.0.0.1", port: int = 0, speed: float = 1.0,
                  max_rate: float | None = None, drop_after: int | None = None, drop_repeat: bool = False,
                  drop_mode: str = "close", loop: bool = False, snapshot_wait_s: float = 0.0,
-                 max_levels: int = 65_536):
+                 max_levels: int = 65_536, restamp: bool = False):
         if not speed > 0:
             raise ValueError(f"speed must be > 0 (math.inf: as fast as possible), got {speed}")
         if max_rate is not None and not max_rate > 0:
@@ -354,6 +354,9 @@ class FeedServer:
         if snapshot_wait_s < 0:
             raise ValueError(f"snapshot_wait_s must be >= 0, got {snapshot_wait_s}")
         self.capture = capture if isinstance(capture, ReplayCapture) else ReplayCapture(capture)
+        # restamp: each message's venue times (E, T) moved so E is the moment it is sent, as a live venue stamps
+        # it; a paper venue downstream then keeps its exchange clock in step with the session's wall clock
+        self.restamp = restamp
         self.host = host
         self._port_wanted = port
         self.speed = speed
@@ -672,8 +675,10 @@ class FeedServer:
         if not targets:
             return
         combined, data = entry.combined, entry.data
-        if id_shift:
+        if id_shift or ms_shift or self.restamp:
             envelope = orjson.loads(combined)
+            if self.restamp and isinstance(envelope["data"].get("E"), int):
+                ms_shift = time.time_ns() // 1_000_000 - envelope["data"]["E"]
             envelope["data"] = _shifted(envelope["data"], id_shift, ms_shift)
             combined, data = orjson.dumps(envelope), orjson.dumps(envelope["data"])
         for client in targets:

@@ -5,7 +5,9 @@ chunks, each released when the wall clock reaches the row's ``ts_recv`` mapped o
 a row ``d`` ns of recorded time later ``d / speed`` ns later (``speed`` 1 real time, 10 ten times faster,
 ``math.inf`` as fast as possible). Rows with one ``ts_recv`` leave together; the rows and their order are the
 source's (chunks are cut, never reordered). Times in the rows stay as recorded unless ``restamp``: then
-``ts_recv`` becomes the wall time of release (``time.time_ns``), as a live feed would stamp it.
+``ts_recv`` becomes the wall time of release (``time.time_ns``), as a live feed would stamp it, and
+``ts_event`` moves with it (each row keeps its recorded ``ts_recv − ts_event``), so a venue's exchange clock
+and the local clock stay as consistent as they were in the recording.
 
 Several sources paced together must share one ``PaceClock``: it is anchored by the first row any of them
 releases, so their rows keep their recorded relative timing.
@@ -126,7 +128,10 @@ class PacedReader:
                 stop = min(ready, start + max_rows)
                 part = {k: v[start:stop] for k, v in chunk.items()}
                 if self.restamp:
-                    part["ts_recv"] = np.full(stop - start, time.time_ns(), np.int64)
+                    stamped = np.full(stop - start, time.time_ns(), np.int64)
+                    # the venue's clock moves with it: each row keeps its recorded feed delay ts_recv - ts_event
+                    part["ts_event"] = part["ts_event"] + (stamped - part["ts_recv"])
+                    part["ts_recv"] = stamped
                 self.stats.add(now - int(due[start]), stop - start)
                 yield part
                 start = stop
