@@ -297,6 +297,30 @@ def apply_placement(spec: LoadedSpec, placement: Placement) -> LoadedSpec:
     return placed
 
 
+def with_planned_latency(spec: LoadedSpec, report: PlacementReport) -> LoadedSpec:
+    """Return ``spec`` with every ``compute_latency: plan`` replaced by the placement's modeled tick-to-trade.
+
+    The replay engine then adds what the chosen placement costs to the time the strategy's orders leave: a
+    strategy placed on ``fpga`` reaches the venue sooner than the same strategy on ``cpu``, and fills differently
+    where that matters. The spec's hash is kept (``plan`` is what the spec says).
+    """
+    planned = [n for n, d in spec.nodes.items() if getattr(d.params, "compute_latency", None) == "plan"]
+    if not planned:
+        return spec
+    ticks = report.placement.tick_to_trade_ns
+    if ticks is None:
+        raise SpecError.at(spec.where("nodes", planned[0], "with", "compute_latency"),
+                           f"compute_latency: plan needs a placement with a tick-to-trade path: {report.placement.problem}")
+    from pipelines.graph import build_graph
+
+    latency = f"{int(round(ticks))}ns"
+    nodes = {node_id: replace(d, params=d.params.model_copy(update={"compute_latency": latency}))
+             if node_id in planned else d for node_id, d in spec.nodes.items()}
+    updated = replace(spec, nodes=nodes, graph=None)
+    build_graph(updated)
+    return updated
+
+
 def _outside_target(definition) -> str:
     """Where an ``auto`` node the planner does not place runs (a venue: the exchange, outside our system): the
     fastest host target it offers, since its cost is not on our tick-to-trade path."""

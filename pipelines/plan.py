@@ -84,6 +84,11 @@ def _collapse(args: list[PortRef]) -> list[str]:
     return shown
 
 
+def _wants_planned_latency(spec: LoadedSpec) -> bool:
+    """Whether a node takes a latency from the placement (a tick venue's ``compute_latency: plan``)."""
+    return any(getattr(n.params, "compute_latency", None) == "plan" for n in spec.nodes.values())
+
+
 def compile_plan(spec: LoadedSpec, record: list[str] | None = None) -> Plan:
     """Compile ``spec`` into a Plan.
 
@@ -95,10 +100,11 @@ def compile_plan(spec: LoadedSpec, record: list[str] | None = None) -> Plan:
     record).
     """
     placement = None
-    if any(node.place == AUTO_PLACE for node in spec.nodes.values()):
-        from pipelines.placement import place_spec
+    if any(node.place == AUTO_PLACE for node in spec.nodes.values()) or _wants_planned_latency(spec):
+        from pipelines.placement import place_spec, with_planned_latency
 
         spec, placement = place_spec(spec)
+        spec = with_planned_latency(spec, placement)
     graph: Graph = spec.graph
     stream = [n for n in graph.order if graph.nodes[n].op.kind == "stream"]
     segments: list[Segment] = []

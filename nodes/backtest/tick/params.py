@@ -153,7 +153,9 @@ class TickVenueParams(OpParams):
     cancel_latency: LatencySpec | None = Field(None, description="strategy to venue for cancels; default: "
                                                "entry_latency")
     response_latency: LatencySpec = Field("0", description="venue to strategy for acks, fills, cancels, rejects")
-    compute_latency: LatencySpec = Field("0", description="from seeing an event to sending the requests")
+    compute_latency: Literal["plan"] | LatencySpec = Field(
+        "0", description="from seeing an event to sending the requests; plan: the modeled tick-to-trade of the "
+        "spec's placement (docs/hardware.md), so the same strategy placed differently fills differently")
     seed: int = Field(0, ge=0, le=2**63 - 1, description="seed of the random latency models and reject draws")
     reject_windows: list[RejectWindow] = Field(
         default_factory=list, description="spans of time in which arriving requests are rejected with a "
