@@ -7,7 +7,7 @@ trades in the same stream, power-law probabilistic queue model (n = 3), constant
 latency, maker/taker fees on traded value. tickloom runs ``source.binance_capture`` (book_and_trades) →
 ``book.l2`` → ``strategy.market_maker`` → ``backtest.tick_venue``, all placed on numba; hftbacktest runs
 ``benchmarks/peers/hft_market_making.py`` in the peer environment (HashMapMarketDepthBacktest, per-feed loop
-with ``wait_next_feed``).
+with ``wait_next_feed``, its no-partial-fill exchange: one-lot quotes fill whole).
 
 Printed, medians of ``--repeats`` warm runs (kernels compiled by a first run):
 
@@ -186,7 +186,8 @@ def main(argv=None) -> int:
         peer = measure_peer(args.capture, args.peer_python, args.repeats)
         p = statistics.median(peer["seconds"])
         print(f"  hftbacktest loop  median {p * 1e3:8.1f} ms = {peer['events'] / p / 1e6:6.2f} M events/s "
-              f"({peer['events']:,} events, fills {peer['fills']}, peak RSS {peer['vmhwm_kb'] / 1024:.0f} MB)")
+              f"({peer['events']:,} events, fills {peer['fills']}, peak RSS {peer['vmhwm_kb'] / 1024:.0f} MB, "
+              f"end code {peer['end_code']}: 1 = end of data)")
         ratio = (ours["events"] / engine) / (peer["events"] / p)
         print(f"  engine speed ratio tickloom/hftbacktest per event: {ratio:.2f}x")
     else:
