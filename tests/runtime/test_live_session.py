@@ -49,17 +49,20 @@ def test_a_paced_file_session_journals_its_orders_and_its_shadow_backtest_decide
     session = run_live(path, LiveOptions(speed=20.0, session_dir=tmp_path / "session", registry=str(registry),
                                          metrics_port=0))
     assert session.events > 1000
-    fills = session.result.logs["venue"]["fills"]
-    assert fills.height > 0
+    # how many orders fill depends on the wall clock (latencies against a paced feed): the journal and the shadow
+    # check must agree with the session whatever happened
+    orders, fills = session.result.logs["venue"]["orders"], session.result.logs["venue"]["fills"]
+    assert orders.filter(event="sent").height > 0
     journal = read_journal(tmp_path / "session" / "journal.tlj")
     kinds = [r.kind for r in journal.records]
-    assert kinds[0] == "session" and "venue.orders" in kinds and "venue.fills" in kinds
-    journaled_fills = sum(len(r.payload["qty"]) for r in journal.records if r.kind == "venue.fills")
-    assert journaled_fills == fills.height
+    assert kinds[0] == "session" and "venue.orders" in kinds
+    for log, frame in (("orders", orders), ("fills", fills)):
+        journaled = sum(len(r.payload["order_id"]) for r in journal.records if r.kind == f"venue.{log}")
+        assert journaled == frame.height, log
     assert len(session.tick_to_trade_ns) > 0 and (session.tick_to_trade_ns > 0).all()
     report = shadow_check(tmp_path / "session")
     assert report.ok, report.format()
-    assert report.compared["venue.fills"] == fills.height
+    assert report.compared["venue.orders"] == orders.height and report.compared["venue.fills"] == fills.height
     # the session is over: the registry says so
     assert Registry(registry).deployments(running_only=True) == []
 
