@@ -142,7 +142,7 @@ def measure_memory(capture: Path, scale: int) -> list[dict]:
     runs = [{"copies": 1, **_child(_MEMORY_CHILD.format(repo=str(REPO), capture=str(capture)), sys.executable)}]
     if scale > 1:
         with tempfile.TemporaryDirectory() as tmp:
-            big = Path(tmp) / f"x{scale}_{capture.name}"
+            big = Path(tmp) / capture.name  # same name: the source reads the symbol from it
             _write_scaled(capture, big, scale)
             runs.append({"copies": scale,
                          **_child(_MEMORY_CHILD.format(repo=str(REPO), capture=str(big)), sys.executable)})
