@@ -62,7 +62,7 @@ from pipelines.plan import compile_plan
 from pipelines.replay import replay
 from pipelines.run import RunOutput, write_run
 from pipelines.spec import LoadedSpec, load_spec
-from pipelines.spec.load import COMMAND_LINE, _canonical, _problems
+from pipelines.spec.load import COMMAND_LINE, canonical_json, validation_problems
 from pipelines.spec.yaml_source import read_yaml
 from pipelines.sweep import default_output_dir, json_safe
 
@@ -164,7 +164,7 @@ def load_scenarios(path: str | Path) -> dict[str, Scenario]:
     try:
         model = ScenarioFileModel.model_validate(located.data)
     except ValidationError as error:
-        raise SpecError(_problems(error, ScenarioFileModel, located.locations, ())) from None
+        raise SpecError(validation_problems(error, ScenarioFileModel, located.locations, ())) from None
     problems: list[tuple[SourceLocation | None, str]] = []
     scenarios = {}
     for name, raw_steps in model.scenarios.items():
@@ -317,14 +317,14 @@ def with_node_params(spec: LoadedSpec, changes: dict[str, tuple[dict[str, Any], 
             params = op.Params.model_validate(values)
         except ValidationError as error:
             problems += [(where, f"node {node_id!r}: {message} [op {op.name}]")
-                         for _, message in _problems(error, op.Params, {}, ())]
+                         for _, message in validation_problems(error, op.Params, {}, ())]
             continue
         nodes[node_id] = dataclasses.replace(node, op=op.specialize(params), params=params)
     if problems:
         raise SpecError(problems)
     changed = dataclasses.replace(spec, nodes=nodes, graph=None, spec_hash="")
     build_graph(changed)
-    changed.spec_hash = hashlib.sha256(_canonical(changed.resolved()).encode()).hexdigest()
+    changed.spec_hash = hashlib.sha256(canonical_json(changed.resolved()).encode()).hexdigest()
     return changed
 
 
@@ -449,7 +449,7 @@ def _step(raw: Any, at: tuple, located, problems: list) -> ScenarioStep | None:
         params = step.Params.model_validate({k: v for k, v in raw.items() if k not in _STEP_KEYS})
     except ValidationError as error:
         problems += [(loc, f"{message} [transform {step.name}]")
-                     for loc, message in _problems(error, step.Params, located.locations, at)]
+                     for loc, message in validation_problems(error, step.Params, located.locations, at)]
         return None
     return ScenarioStep(step, params, tuple(sources) if sources else None, where, raw)
 

@@ -39,7 +39,7 @@ REPORT_FILE = "report.html"
 MONTHLY_PNG = "monthly_returns.png"
 _HIDDEN_STATS = ("spec_hash", "events")  # shown in the header, not as statistics
 
-_CSS = """
+REPORT_CSS = """
 body { font-family: -apple-system, "Segoe UI", Helvetica, Arial, sans-serif; margin: 2em auto; max-width: 1100px;
        color: #222; padding: 0 1em; }
 h1 { margin-bottom: 0.2em; } h2 { border-bottom: 1px solid #ccc; padding-bottom: 0.2em; margin-top: 1.6em; }
@@ -80,38 +80,38 @@ def render_html_report(data: ReportData) -> tuple[str, dict[str, bytes]]:
         (True, ['equity_drawdown.png', 'monthly_returns.png'])
     """
     pngs: dict[str, bytes] = {}
-    body = [f"<header><h1>{_e(data.title)}</h1>"]
+    body = [f"<header><h1>{escape_html(data.title)}</h1>"]
     if data.note:
-        body.append(f"<p class='note'>{_e(data.note)}</p>")
+        body.append(f"<p class='note'>{escape_html(data.note)}</p>")
     body.append("<table class='meta'>" + "".join(
-        f"<tr><td><b>{_e(k)}</b></td><td>{_e(v)}</td></tr>" for k, v in data.header.items()) + "</table></header>")
-    body.append(_section("parameters", "Parameters", _key_value_table(data.params) if data.params
+        f"<tr><td><b>{escape_html(k)}</b></td><td>{escape_html(v)}</td></tr>" for k, v in data.header.items()) + "</table></header>")
+    body.append(section_html("parameters", "Parameters", _key_value_table(data.params) if data.params
                          else "<p class='note'>The spec has no params.</p>"))
     if data.stats is None:
-        body.append(_section("statistics", "Statistics", "<p class='note'>This run has no backtest (no venue node), "
+        body.append(section_html("statistics", "Statistics", "<p class='note'>This run has no backtest (no venue node), "
                              "so there are no statistics, equity or trades.</p>"))
     else:
         shown = {k: v for k, v in data.stats.items() if not k.endswith("_ns") and k not in _HIDDEN_STATS}
-        body.append(_section("statistics", "Statistics", _stats_tables(shown)))
+        body.append(section_html("statistics", "Statistics", _stats_tables(shown)))
     has_equity = data.equity is not None and data.equity.height > 0
     if has_equity:
         pngs["equity_drawdown.png"] = png_bytes(equity_drawdown_figure(data.equity))
-        body.append(_section("equity", "Equity and drawdown", _img(pngs["equity_drawdown.png"], "equity and drawdown")))
+        body.append(section_html("equity", "Equity and drawdown", image_html(pngs["equity_drawdown.png"], "equity and drawdown")))
     if data.marks is not None and data.marks.height:
-        body.append(_section("price", "Trades on the price chart", _price_charts(data, pngs)))
+        body.append(section_html("price", "Trades on the price chart", _price_charts(data, pngs)))
     if has_equity:
         table = monthly_returns(data.equity)
         pngs[MONTHLY_PNG] = png_bytes(monthly_returns_figure(table))
-        body.append(_section("monthly", "Monthly returns [%]", _monthly_table(table)))
+        body.append(section_html("monthly", "Monthly returns [%]", _monthly_table(table)))
     if data.trades is not None:
-        body.append(_section("trades", "Trades", _trades_table(data.trades)))
+        body.append(section_html("trades", "Trades", _trades_table(data.trades)))
     for heading, content in data.sections:
-        body.append(_section(_anchor(heading), heading, content))
+        body.append(section_html(_anchor(heading), heading, content))
     stamp = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
     body.append(f"<footer><p class='note'>Rendered by tickloom at {stamp}.</p></footer>")
     page = (
         "<!DOCTYPE html>\n<html lang='en'><head><meta charset='utf-8'>"
-        f"<title>{_e(data.title)}</title><style>{_CSS}</style></head>\n<body>\n" + "\n".join(body) + "\n</body></html>\n"
+        f"<title>{escape_html(data.title)}</title><style>{REPORT_CSS}</style></head>\n<body>\n" + "\n".join(body) + "\n</body></html>\n"
     )
     return page, pngs
 
@@ -170,7 +170,7 @@ def load_run_report(run_dir: str | Path) -> ReportData:
     trades = _read(run_dir / "trades.parquet")
     marks = _marks(run_dir, resolved)
     nodes = ", ".join(f"{n} ({node['op']})" for n, node in resolved.get("nodes", {}).items())
-    sections = [("Spec", f"<p class='note'>Nodes: {_e(nodes)}. The resolved spec is in <code>spec.json</code>.</p>")]
+    sections = [("Spec", f"<p class='note'>Nodes: {escape_html(nodes)}. The resolved spec is in <code>spec.json</code>.</p>")]
     return ReportData(f"{header['spec']} — backtest report", header, resolved.get("params", {}), stats, equity,
                       trades, marks, sections)
 
@@ -199,7 +199,7 @@ def _price_charts(data: ReportData, pngs: dict[str, bytes]) -> str:
     for instrument in instruments[:MAX_INSTRUMENTS]:
         name = f"trades_{_file_safe(instrument)}.png"
         pngs[name] = png_bytes(price_trades_figure(data.marks, trades, instrument))
-        parts.append(_img(pngs[name], f"{instrument} price and trades"))
+        parts.append(image_html(pngs[name], f"{instrument} price and trades"))
     if len(instruments) > MAX_INSTRUMENTS:
         parts.append(f"<p class='note'>Showing {MAX_INSTRUMENTS} of {len(instruments)} instruments (the most traded); "
                      "every instrument's prices are in the venue's recorded parquet file.</p>")
@@ -215,7 +215,7 @@ def _stats_tables(stats: dict[str, Any]) -> str:
 
 
 def _key_value_table(values: dict[str, Any]) -> str:
-    rows = "".join(f"<tr><td class='key'>{_e(k)}</td><td>{_e(format_value(v))}</td></tr>" for k, v in values.items())
+    rows = "".join(f"<tr><td class='key'>{escape_html(k)}</td><td>{escape_html(format_value(v))}</td></tr>" for k, v in values.items())
     return f"<table>{rows}</table>"
 
 
@@ -248,7 +248,7 @@ def _trades_table(trades: pl.DataFrame) -> str:
                            "return_pct", "commission", "duration_ns") if c in trades.columns]
     shown = trades.head(MAX_TRADE_ROWS)
     labels = {"entry_ts": "entry (UTC)", "exit_ts": "exit (UTC)", "return_pct": "return [%]", "duration_ns": "duration"}
-    head = "<tr>" + "".join(f"<th>{_e(labels.get(c, c))}</th>" for c in columns) + "</tr>"
+    head = "<tr>" + "".join(f"<th>{escape_html(labels.get(c, c))}</th>" for c in columns) + "</tr>"
     rows = []
     for row in shown.select(columns).iter_rows(named=True):
         cells = []
@@ -260,7 +260,7 @@ def _trades_table(trades: pl.DataFrame) -> str:
                 text = _duration(value)
             else:
                 text = format_value(value)
-            cells.append(f"<td{' class=key' if column == 'instrument' else ''}>{_e(text)}</td>")
+            cells.append(f"<td{' class=key' if column == 'instrument' else ''}>{escape_html(text)}</td>")
         rows.append("<tr>" + "".join(cells) + "</tr>")
     note = ""
     if trades.height > MAX_TRADE_ROWS:
@@ -271,18 +271,18 @@ def _trades_table(trades: pl.DataFrame) -> str:
 
 def html_table(header: list[str], rows: list[list[Any]]) -> str:
     """An HTML table of these cells, each escaped and formatted with ``format_value`` (text cells as they are)."""
-    head = "<tr>" + "".join(f"<th>{_e(label)}</th>" for label in header) + "</tr>"
-    body = "".join("<tr>" + "".join(f"<td>{_e(v if isinstance(v, str) else format_value(v))}</td>" for v in row)
+    head = "<tr>" + "".join(f"<th>{escape_html(label)}</th>" for label in header) + "</tr>"
+    body = "".join("<tr>" + "".join(f"<td>{escape_html(v if isinstance(v, str) else format_value(v))}</td>" for v in row)
                    + "</tr>" for row in rows)
     return f"<table>{head}{body}</table>"
 
 
-def _section(anchor: str, heading: str, content: str) -> str:
-    return f"<section id='{anchor}'><h2>{_e(heading)}</h2>\n{content}\n</section>"
+def section_html(anchor: str, heading: str, content: str) -> str:
+    return f"<section id='{anchor}'><h2>{escape_html(heading)}</h2>\n{content}\n</section>"
 
 
-def _img(content: bytes, alt: str) -> str:
-    return f"<img alt='{_e(alt)}' src='data:image/png;base64,{base64.b64encode(content).decode('ascii')}'>"
+def image_html(content: bytes, alt: str) -> str:
+    return f"<img alt='{escape_html(alt)}' src='data:image/png;base64,{base64.b64encode(content).decode('ascii')}'>"
 
 
 def _anchor(heading: str) -> str:
@@ -337,5 +337,5 @@ def _duration(ns: int | None) -> str:
     return f"{days}d {hours:02d}:{minutes:02d}" if hours or minutes else f"{days}d"
 
 
-def _e(value: Any) -> str:
+def escape_html(value: Any) -> str:
     return html.escape(str(value), quote=True)

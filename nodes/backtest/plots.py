@@ -40,7 +40,7 @@ def equity_drawdown_figure(equity: pl.DataFrame, *, title: str = "", boundaries_
         >>> [ax.get_ylabel() for ax in fig.axes]
         ['equity', 'drawdown [%]']
     """
-    when = _datetimes(equity["ts"])
+    when = datetimes(equity["ts"])
     values = equity["equity"].cast(pl.Float64).to_numpy()
     with np.errstate(divide="ignore", invalid="ignore"):
         drawdown_pct = (values / np.maximum.accumulate(values) - 1.0) * 100.0
@@ -57,7 +57,7 @@ def equity_drawdown_figure(equity: pl.DataFrame, *, title: str = "", boundaries_
         axis.grid(alpha=0.3)
         for boundary in boundaries_ns or []:
             axis.axvline(np.datetime64(int(boundary), "ns"), color="grey", linestyle=":", linewidth=0.8)
-    _utc_dates(bottom)
+    utc_dates(bottom)
     return figure
 
 
@@ -72,7 +72,7 @@ def price_trades_figure(marks: pl.DataFrame, trades: pl.DataFrame, instrument: s
     _draw_price_and_trades(axis, marks, trades, instrument)
     axis.set_title(title or instrument)
     axis.set_ylabel("price")
-    _utc_dates(axis)
+    utc_dates(axis)
     return figure
 
 
@@ -85,7 +85,7 @@ def backtest_figure(equity: pl.DataFrame, trades: pl.DataFrame, marks: pl.DataFr
         figure.suptitle(title)
     _draw_price_and_trades(price, marks, trades, instrument)
     price.set_ylabel(f"{instrument} price")
-    when = _datetimes(equity["ts"])
+    when = datetimes(equity["ts"])
     values = equity["equity"].cast(pl.Float64).to_numpy()
     with np.errstate(divide="ignore", invalid="ignore"):
         drawdown_pct = (values / np.maximum.accumulate(values) - 1.0) * 100.0
@@ -95,16 +95,16 @@ def backtest_figure(equity: pl.DataFrame, trades: pl.DataFrame, marks: pl.DataFr
     bottom.set_ylabel("drawdown [%]")
     for axis in (top, bottom):
         axis.grid(alpha=0.3)
-    _utc_dates(bottom)
+    utc_dates(bottom)
     return figure
 
 
 def _draw_price_and_trades(axis, marks: pl.DataFrame, trades: pl.DataFrame, instrument: str) -> None:
     prices = marks.filter(pl.col("instrument") == instrument)
-    axis.plot(_datetimes(prices["ts"]), prices["mark_price"].to_numpy(), color="0.35", linewidth=0.9, label="close")
+    axis.plot(datetimes(prices["ts"]), prices["mark_price"].to_numpy(), color="0.35", linewidth=0.9, label="close")
     mine = trades.filter(pl.col("instrument") == instrument) if trades.height else trades
     if mine.height:
-        entry, exit_ = _datetimes(mine["entry_ts"]), _datetimes(mine["exit_ts"])
+        entry, exit_ = datetimes(mine["entry_ts"]), datetimes(mine["exit_ts"])
         entry_px, exit_px = mine["entry_price"].to_numpy(), mine["exit_price"].to_numpy()
         long_ = mine["size"].to_numpy() > 0
         won = mine["pnl"].to_numpy() > 0
@@ -236,11 +236,11 @@ def _tick(value) -> str:
     return f"{value:g}" if isinstance(value, float) else str(value)
 
 
-def _datetimes(ts: pl.Series) -> np.ndarray:
+def datetimes(ts: pl.Series) -> np.ndarray:
     return ts.cast(pl.Int64).to_numpy().astype("datetime64[ns]")
 
 
-def _utc_dates(axis) -> None:
+def utc_dates(axis) -> None:
     # explicit tz so the axis reads UTC whatever the user's matplotlib rc timezone says
     locator = AutoDateLocator(tz=UTC)
     axis.xaxis.set_major_locator(locator)

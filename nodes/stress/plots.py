@@ -8,7 +8,7 @@ import numpy as np
 import polars as pl
 from matplotlib.figure import Figure
 
-from nodes.backtest.plots import DPI, _datetimes, _utc_dates
+from nodes.backtest.plots import DPI, datetimes, utc_dates
 
 BASE = "base"
 
@@ -32,7 +32,7 @@ def equity_overlay_figure(curves: dict[str, pl.DataFrame], *, title: str = "") -
     for name, curve in curves.items():
         if curve.height == 0:
             continue
-        when = _datetimes(curve["ts"])
+        when = datetimes(curve["ts"])
         values = curve["equity"].cast(pl.Float64).to_numpy()
         with np.errstate(divide="ignore", invalid="ignore"):
             drawdown_pct = (values / np.maximum.accumulate(values) - 1.0) * 100.0
@@ -45,7 +45,7 @@ def equity_overlay_figure(curves: dict[str, pl.DataFrame], *, title: str = "") -
     top.legend(loc="upper left", fontsize="small")
     for axis in (top, bottom):
         axis.grid(alpha=0.3)
-    _utc_dates(bottom)
+    utc_dates(bottom)
     return figure
 
 

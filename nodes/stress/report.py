@@ -14,7 +14,7 @@ from typing import Any
 
 import polars as pl
 
-from nodes.backtest.html_report import _CSS, _e, _img, _section, format_value, html_table
+from nodes.backtest.html_report import REPORT_CSS, escape_html, image_html, section_html, format_value, html_table
 
 _EXTRA_CSS = "td.worse { color: #b00; } td.better { color: #070; }"
 # for these statistics a lower value is better: their deltas are coloured the other way
@@ -50,30 +50,30 @@ class StressReport:
 
 def render_stress_report(report: StressReport) -> str:
     """The report as HTML text."""
-    body = [f"<header><h1>{_e(report.title)}</h1><table class='meta'>"
-            + "".join(f"<tr><td><b>{_e(k)}</b></td><td>{_e(v)}</td></tr>" for k, v in report.header.items())
+    body = [f"<header><h1>{escape_html(report.title)}</h1><table class='meta'>"
+            + "".join(f"<tr><td><b>{escape_html(k)}</b></td><td>{escape_html(v)}</td></tr>" for k, v in report.header.items())
             + "</table></header>"]
-    body.append(_section("comparison", "Base run and scenarios", _comparison(report)))
+    body.append(section_html("comparison", "Base run and scenarios", _comparison(report)))
     if report.equity_png is not None:
-        body.append(_section("equity", "Equity and drawdown of every run", _img(report.equity_png, "equity curves")))
-    body.append(_section("scenarios", "Scenarios", _scenarios(report.scenarios)))
+        body.append(section_html("equity", "Equity and drawdown of every run", image_html(report.equity_png, "equity curves")))
+    body.append(section_html("scenarios", "Scenarios", _scenarios(report.scenarios)))
     for mc in report.monte_carlo:
-        content = (f"<p class='note'>{_e(mc.note)}</p>" + _quantile_table(mc.quantiles)
-                   + html_table(list(mc.summary), [list(mc.summary.values())]) + _img(mc.png, mc.heading))
-        body.append(_section("mc-" + mc.heading.lower().replace(" ", "-"), mc.heading, content))
+        content = (f"<p class='note'>{escape_html(mc.note)}</p>" + _quantile_table(mc.quantiles)
+                   + html_table(list(mc.summary), [list(mc.summary.values())]) + image_html(mc.png, mc.heading))
+        body.append(section_html("mc-" + mc.heading.lower().replace(" ", "-"), mc.heading, content))
     stamp = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
     body.append(f"<footer><p class='note'>Rendered by tickloom at {stamp}.</p></footer>")
     return ("<!DOCTYPE html>\n<html lang='en'><head><meta charset='utf-8'>"
-            f"<title>{_e(report.title)}</title><style>{_CSS}{_EXTRA_CSS}</style></head>\n<body>\n"
+            f"<title>{escape_html(report.title)}</title><style>{REPORT_CSS}{_EXTRA_CSS}</style></head>\n<body>\n"
             + "\n".join(body) + "\n</body></html>\n")
 
 
 def _comparison(report: StressReport) -> str:
     stats = [s for s in report.main_stats if s in report.table.columns]
-    head = "<tr><th class='key'>run</th>" + "".join(f"<th>{_e(s)}</th>" for s in stats) + "</tr>"
+    head = "<tr><th class='key'>run</th>" + "".join(f"<th>{escape_html(s)}</th>" for s in stats) + "</tr>"
     rows = []
     for row in report.table.iter_rows(named=True):
-        cells = [f"<td class='key'><b>{_e(row['scenario'])}</b></td>"]
+        cells = [f"<td class='key'><b>{escape_html(row['scenario'])}</b></td>"]
         for stat in stats:
             text = format_value(row[stat])
             delta = row.get(f"Δ {stat}")
@@ -82,9 +82,9 @@ def _comparison(report: StressReport) -> str:
             if row["scenario"] != "base" and delta is not None and math.isfinite(delta) and shown.lstrip("-") != "0":
                 better = (delta < 0) if stat in LOWER_IS_BETTER else (delta > 0)
                 colour = "" if stat in NEUTRAL else f" class='{'better' if better else 'worse'}'"
-                cells.append(f"<td{colour}>{_e(text)} ({'+' if delta > 0 else ''}{_e(shown)})</td>")
+                cells.append(f"<td{colour}>{escape_html(text)} ({'+' if delta > 0 else ''}{escape_html(shown)})</td>")
             else:
-                cells.append(f"<td>{_e(text)}</td>")
+                cells.append(f"<td>{escape_html(text)}</td>")
         rows.append("<tr>" + "".join(cells) + "</tr>")
     note = ("<p class='note'>In brackets: the change from the base run, green when better, red when worse "
             "(counts and shares of time uncoloured). "
@@ -96,8 +96,8 @@ def _scenarios(scenarios: dict[str, list[str]]) -> str:
     if not scenarios:
         return "<p class='note'>No scenario was run.</p>"
     items = "".join(
-        f"<tr><td class='key'><b>{_e(name)}</b></td><td class='key'>"
-        + "<br>".join(f"<code>{_e(step)}</code>" for step in steps) + "</td></tr>"
+        f"<tr><td class='key'><b>{escape_html(name)}</b></td><td class='key'>"
+        + "<br>".join(f"<code>{escape_html(step)}</code>" for step in steps) + "</td></tr>"
         for name, steps in scenarios.items())
     return f"<table>{items}</table>"
 

@@ -141,7 +141,7 @@ def load_spec(
     from pipelines.graph import build_graph
 
     build_graph(loaded)
-    loaded.spec_hash = hashlib.sha256(_canonical(loaded.resolved()).encode()).hexdigest()
+    loaded.spec_hash = hashlib.sha256(canonical_json(loaded.resolved()).encode()).hexdigest()
     return loaded
 
 
@@ -231,10 +231,10 @@ def _validate(model_class, data: Any, origins: dict, prefix: tuple):
     try:
         return model_class.model_validate(data)
     except ValidationError as error:
-        raise SpecError(_problems(error, model_class, origins, prefix)) from None
+        raise SpecError(validation_problems(error, model_class, origins, prefix)) from None
 
 
-def _problems(error: ValidationError, model_class, origins: dict, prefix: tuple) -> list:
+def validation_problems(error: ValidationError, model_class, origins: dict, prefix: tuple) -> list:
     """One problem per place: a value that fits none of a union's types is one error, not one per type."""
     by_place: dict[tuple, list[dict]] = {}
     for e in error.errors():
@@ -383,7 +383,7 @@ def _validate_nodes(model: SpecModel, nodes_data: dict, origins: dict, registry:
         try:
             params = op.Params.model_validate(raw_with)
         except ValidationError as error:
-            for loc, message in _problems(error, op.Params, origins, at + ("with",)):
+            for loc, message in validation_problems(error, op.Params, origins, at + ("with",)):
                 problems.append((loc, f"{message} [op {op.name}]"))
             continue
         try:
@@ -425,7 +425,7 @@ def _validate_nodes(model: SpecModel, nodes_data: dict, origins: dict, registry:
     return nodes
 
 
-def _canonical(value: Any) -> str:
+def canonical_json(value: Any) -> str:
     return json.dumps(value, sort_keys=True, separators=(",", ":"), default=str)
 
 
