@@ -204,24 +204,6 @@ def null_float():
     return np.nan
 
 
-SIDE_BAD = 2  # side codes of side_of_float: -1, 0, +1, SIDE_BAD, SIDE_NONE
-SIDE_NONE = 3
-
-
-@step_helper
-def side_of_float(x):
-    """A side port's value as a code: -1, 0, +1; SIDE_BAD for any other number; SIDE_NONE for NaN."""
-    if x != x:
-        return SIDE_NONE
-    if x == 1.0:
-        return 1
-    if x == -1.0:
-        return -1
-    if x == 0.0:
-        return 0
-    return SIDE_BAD
-
-
 @step_helper
 def quantize(x, scale, min_int, max_int, rounding, overflow):
     """Quantize a finite float ``x`` into a format given by its codes (see ``FixedFormat.codes``).
@@ -319,4 +301,4 @@ def shift_round(v, r, rounding):
 
 
 # What hardware.fpga.lint accepts as the float boundary of a golden step.
-BOUNDARY_HELPERS = frozenset({"is_null", "dequantize", "null_float", "quantize", "side_of_float", "side_value"})
+BOUNDARY_HELPERS = frozenset({"is_null", "dequantize", "null_float", "quantize", "side_code", "side_value"})

@@ -6,6 +6,7 @@ from pydantic import Field
 
 from nodes.contract import F64, I64, OpParams, StreamOp, step_helper
 from nodes.marketdata.schemas import UNDEF_PRICE
+from nodes.signals.side_codes import SIDE_BAD, SIDE_NONE, side_code
 
 # Reject reasons, one bit each (several may be set on one refusal).
 NO_MARKET = 1  # a side of the book is empty: no two-sided market to price and collar the order
@@ -21,8 +22,6 @@ REASONS = {
     NOTIONAL: "notional", ORDER_LIMIT: "order_limit", BAD_SIDE: "bad_side", PRICE_RANGE: "price_range",
 }
 PRICE_LIMIT = 1 << 48  # 281,474.976710656 in 1e-9 units
-SIDE_NULL = 3  # side codes: -1, 0, +1, BAD_SIDE_CODE, SIDE_NULL
-BAD_SIDE_CODE = 2
 
 
 class OrderLimitsParams(OpParams):
@@ -44,20 +43,6 @@ def notional_limit(max_notional: float, lot_size: float) -> int:
 
 
 @step_helper
-def side_code(side):
-    """-1, 0 or +1 for a side; BAD_SIDE_CODE for any other number; SIDE_NULL for NaN (no wish)."""
-    if side != side:
-        return SIDE_NULL
-    if side == 1.0:
-        return 1
-    if side == -1.0:
-        return -1
-    if side == 0.0:
-        return 0
-    return BAD_SIDE_CODE
-
-
-@step_helper
 def in_range(price):
     return price > 0 and price < PRICE_LIMIT
 
@@ -69,9 +54,9 @@ def pre_trade(code, best_bid, best_ask, position, sent, lots, max_position, limi
     ``code`` is a ``side_code``. No order and no refusal when there is no wish or the position already is
     the wanted one.
     """
-    if code == SIDE_NULL:
+    if code == SIDE_NONE:
         return position, sent, 0, 0, 0
-    if code == BAD_SIDE_CODE:
+    if code == SIDE_BAD:
         return position, sent, 0, 0, BAD_SIDE
     target = code * lots
     qty = target - position

@@ -22,7 +22,7 @@ from amaranth import Module, Mux, Signal, signed, unsigned
 
 from hardware.fpga import resources as R
 from hardware.fpga import timing as T
-from hardware.fpga.fixed import SIDE_NONE, FixedFormat, side_of_float
+from hardware.fpga.fixed import FixedFormat
 from hardware.fpga.registry import FpgaImpl
 from hardware.fpga.rtl import INT64, Issue, Recurrence, StreamModule, delay_line, hold_on, stage_valid
 from hardware.fpga.timing import DEFAULT_CLOCK_HZ, stage_cycles
@@ -40,13 +40,14 @@ from nodes.execution.order_limits import (
     pre_trade,
 )
 from nodes.marketdata.schemas import UNDEF_PRICE
+from nodes.signals.side_codes import SIDE_NONE, side_code
 
 SIDE_CODE = FixedFormat(True, 3, 0, "floor", "saturate")
 
 
 def side_codes(side: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """``(code, null)`` of a float side column, as ``side_of_float`` converts each value."""
-    codes = np.array([side_of_float(float(v)) for v in side], np.int64)
+    """``(code, null)`` of a float side column, as ``side_code`` converts each value."""
+    codes = np.array([side_code(float(v)) for v in side], np.int64)
     return np.where(codes == SIDE_NONE, 0, codes), (codes == SIDE_NONE).astype(np.int64)
 
 
@@ -56,18 +57,9 @@ class PreTradeRiskFpga(FpgaImpl):
     def constants(self, params) -> tuple:
         return OrderLimits.constants(params)
 
-    @staticmethod
-    def init(c, n_keys):
-        return (0, 0)
-
-    @staticmethod
-    def step(c, s, side, best_bid, best_ask):
-        lots, max_position, limit, collar_bps, max_orders = c
-        position, sent = s
-        position, sent, qty, price, reject = pre_trade(
-            side_of_float(side), best_bid, best_ask, position, sent, lots, max_position, limit, collar_bps,
-            max_orders)
-        return (position, sent), qty, price, reject, position
+    # the op itself is integer once its side is a code: its own state and step are the golden model
+    init = staticmethod(OrderLimits.init)
+    step = staticmethod(OrderLimits.step)
 
     def formats(self, params) -> dict[str, FixedFormat]:
         price = FixedFormat(False, 48, 0, "floor", "saturate")
