@@ -52,7 +52,7 @@ def _live(args) -> int:
 
 
 def _shadow(args) -> int:
-    from runtime.live import shadow_check
+    from runtime.session import shadow_check
 
     report = shadow_check(args.session)
     print(report.format())

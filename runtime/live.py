@@ -39,13 +39,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-import polars as pl
-import pyarrow as pa
-import pyarrow.ipc as ipc
 
 from pipelines.plan import compile_plan
 from pipelines.replay import StreamRun
 from pipelines.spec import load_spec
+from runtime.session import InputRecorder
 
 LIVE_SOURCES = ("source.binance_ws",)  # sources that are live feeds already (not paced)
 DECISION_LOGS = (("orders", "sent"),)  # venue log rows that mean an order left the strategy
@@ -116,7 +114,7 @@ def run_live(spec_path: str | Path, options: LiveOptions, sets=(), places=(), st
     deployment = registry.start_deployment(spec.name, spec.spec_hash, options.stage, os.getpid(), socket.gethostname())
     stop = stop or threading.Event()
     restore = _stop_on_signals(stop)
-    recorder = _InputRecorder(folder / "inputs", graph.sources)
+    recorder = InputRecorder(folder / "inputs", graph.sources)
     latencies: list[int] = []
     events = 0
     last_beat = time.monotonic()
@@ -197,94 +195,6 @@ def _publish(metrics, graph, merged, drained: dict) -> None:
             sent = np.asarray(orders["event"]) == "sent"
             for key in np.asarray(orders["key"])[sent]:
                 metrics.add_orders(graph.instruments[int(key)])
-
-
-class _InputRecorder:
-    """Every event's source row, per source, as Arrow IPC record batches appended batch by batch."""
-
-    def __init__(self, folder: Path, sources: list[str]):
-        self.folder = folder
-        self.sources = sources
-        self.writers: dict[str, ipc.RecordBatchStreamWriter] = {}
-        self.sinks = {}
-
-    def write(self, merged) -> None:
-        for index, source_id in enumerate(self.sources):
-            part = merged.parts[index]
-            if not len(part["ts_recv"]):
-                continue
-            batch = pa.record_batch({k: pa.array(np.asarray(v)) for k, v in part.items()})
-            if source_id not in self.writers:
-                self.sinks[source_id] = pa.OSFile(str(self.folder / f"{source_id}.arrows"), "wb")
-                self.writers[source_id] = ipc.new_stream(self.sinks[source_id], batch.schema)
-            self.writers[source_id].write_batch(batch)
-            self.sinks[source_id].flush()
-
-    def close(self) -> None:
-        for source_id, writer in self.writers.items():
-            writer.close()
-            self.sinks[source_id].close()
-
-
-def recorded_inputs(folder: Path) -> dict[str, list[dict[str, np.ndarray]]]:
-    """The chunks a session saw, per source (a torn last batch of a killed session is left out)."""
-    chunks: dict[str, list[dict[str, np.ndarray]]] = {}
-    for path in sorted((Path(folder) / "inputs").glob("*.arrows")):
-        parts = []
-        try:
-            with pa.OSFile(str(path), "rb") as source:
-                for batch in ipc.open_stream(source):
-                    parts.append({name: batch.column(name).to_numpy() for name in batch.schema.names})
-        except pa.ArrowInvalid:
-            pass  # a batch cut by a kill: everything before it is whole
-        chunks[path.stem] = parts
-    return chunks
-
-
-@dataclass
-class ShadowReport:
-    """The shadow check of a session: its decisions against a backtest of the inputs it recorded."""
-
-    folder: Path
-    compared: dict[str, int]
-    differences: list[str]
-
-    @property
-    def ok(self) -> bool:
-        return not self.differences
-
-    def format(self) -> str:
-        lines = [f"shadow check of {self.folder}: " + ("same decisions" if self.ok else "DECISIONS DIFFER")]
-        lines += [f"  {name}: {rows:,} rows compared" for name, rows in self.compared.items()]
-        lines += [f"  {difference}" for difference in self.differences]
-        return "\n".join(lines)
-
-
-def shadow_check(folder: str | Path) -> ShadowReport:
-    """Replay a session's recorded inputs through its spec as a backtest; compare the venue's orders and fills."""
-    from pipelines.replay import replay
-
-    folder = Path(folder)
-    described = json.loads((folder / "session.json").read_text())
-    spec = load_spec(described["spec"], sets=described["sets"], places=described["places"])
-    inputs = recorded_inputs(folder)
-    transforms = {s: (lambda chunks, parts=inputs.get(s, []): iter(parts)) for s in spec.graph.sources}
-    result = replay(compile_plan(spec), source_transforms=transforms)
-    compared, differences = {}, []
-    for node_id, logs in result.logs.items():
-        for log in ("orders", "fills"):
-            path = folder / f"{node_id}.{log}.parquet"
-            if log not in logs or not path.exists():
-                continue
-            live, shadow = pl.read_parquet(path), logs[log]
-            compared[f"{node_id}.{log}"] = live.height
-            if not live.equals(shadow.select(live.columns) if set(live.columns) <= set(shadow.columns) else shadow):
-                differences.append(f"{node_id}.{log}: the session has {live.height} rows, the backtest {shadow.height}"
-                                   " (or their values differ)")
-    if spec.spec_hash != described["spec_hash"]:
-        differences.append(f"the spec changed since the session: hash {spec.spec_hash[:12]} vs "
-                           f"{described['spec_hash'][:12]}")
-    return ShadowReport(folder, compared, differences)
 
 
 def _stop_on_signals(stop: threading.Event):

@@ -11,7 +11,8 @@ from pipelines.spec import load_spec
 from runtime.cli import main
 from runtime.feed_server import FeedServer
 from runtime.journal import read_journal
-from runtime.live import LiveOptions, run_live, shadow_check
+from runtime.live import LiveOptions, run_live
+from runtime.session import shadow_check
 from runtime.promotion import PromotionError, Registry
 from tests.support import REPO
 
