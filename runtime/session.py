@@ -6,6 +6,7 @@ a backtest and compares the venue's decisions with the session's.
 """
 
 import json
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,11 +20,20 @@ from pipelines.spec import load_spec
 
 
 class InputRecorder:
-    """Every event's source row, per source, as Arrow IPC record batches appended batch by batch."""
+    """Every event's source row, per source, as Arrow IPC record batches appended batch by batch.
 
-    def __init__(self, folder: Path, sources: list[str]):
-        self.folder = folder
+    A session writes a batch here before it runs it (write-ahead): whatever the journal says the session did
+    was decided on recorded inputs, so a restart can rebuild it. Each ``InputRecorder`` starts a new segment
+    per source (``<source>.<n>.arrows``, n counting from 0): a killed writer's file may end in a torn batch,
+    and an Arrow stream cannot be appended after one. ``recorded_inputs`` reads the segments in order.
+    """
+
+    def __init__(self, folder: Path, sources: list[str], fsync: bool = False):
+        self.folder = Path(folder)
+        self.folder.mkdir(parents=True, exist_ok=True)
         self.sources = sources
+        self.fsync = fsync
+        self.segment = 1 + max((n for _, n in map(_segment_of, self.folder.glob("*.arrows"))), default=-1)
         self.writers: dict[str, ipc.RecordBatchStreamWriter] = {}
         self.sinks = {}
 
@@ -34,10 +44,13 @@ class InputRecorder:
                 continue
             batch = pa.record_batch({k: pa.array(np.asarray(v)) for k, v in part.items()})
             if source_id not in self.writers:
-                self.sinks[source_id] = pa.OSFile(str(self.folder / f"{source_id}.arrows"), "wb")
+                path = self.folder / f"{source_id}.{self.segment}.arrows"
+                self.sinks[source_id] = pa.OSFile(str(path), "wb")
                 self.writers[source_id] = ipc.new_stream(self.sinks[source_id], batch.schema)
             self.writers[source_id].write_batch(batch)
             self.sinks[source_id].flush()
+            if self.fsync:
+                os.fsync(self.sinks[source_id].fileno())
 
     def close(self) -> None:
         for source_id, writer in self.writers.items():
@@ -45,18 +58,23 @@ class InputRecorder:
             self.sinks[source_id].close()
 
 
+def _segment_of(path: Path) -> tuple[str, int]:
+    """``<source>.<n>.arrows`` → (source, n); a session from before segments (``<source>.arrows``) is segment 0."""
+    source, _, number = path.stem.rpartition(".")
+    return (source, int(number)) if source and number.isdigit() else (path.stem, 0)
+
+
 def recorded_inputs(folder: Path) -> dict[str, list[dict[str, np.ndarray]]]:
-    """The chunks a session saw, per source (a torn last batch of a killed session is left out)."""
+    """The chunks a session saw, per source, segment after segment (a batch torn by a kill is left out)."""
     chunks: dict[str, list[dict[str, np.ndarray]]] = {}
-    for path in sorted((Path(folder) / "inputs").glob("*.arrows")):
-        parts = []
+    for path in sorted((Path(folder) / "inputs").glob("*.arrows"), key=_segment_of):
+        parts = chunks.setdefault(_segment_of(path)[0], [])
         try:
             with pa.OSFile(str(path), "rb") as source:
                 for batch in ipc.open_stream(source):
                     parts.append({name: batch.column(name).to_numpy() for name in batch.schema.names})
-        except pa.ArrowInvalid:
-            pass  # a batch cut by a kill: everything before it is whole
-        chunks[path.stem] = parts
+        except (pa.ArrowInvalid, OSError):
+            pass  # a batch cut by a kill (or a stream cut before its schema): everything before it is whole
     return chunks
 
 

@@ -13,7 +13,8 @@ from nodes.backtest.tick.codes import (
 from nodes.backtest.tick.kernel import BUILTIN_STEPS, build_steps
 from nodes.backtest.tick.latency import KIND_ACTIVITY, KIND_CONSTANT, duration_ns, latency_constants
 from nodes.backtest.tick.layout import (
-    A_LOG_N, ACC, C_CASH, C_TABLES, MODE_COMMANDS, MODE_QUOTES, MODE_TARGET, new_state,
+    A_LOG_N, A_N_KEYS, ACC, C_CASH, C_TABLES, K_LIVE_ASK, K_LIVE_BID, K_POS_X, KEY0, MODE_COMMANDS, MODE_QUOTES,
+    MODE_TARGET, new_state,
 )
 from nodes.backtest.tick.logs import drain_rows
 from nodes.backtest.tick.params import NamedQueueModel, TickVenueParams, UserQueueModel
@@ -169,6 +170,15 @@ class TickVenue(StreamOp):
         logs = drain_rows(log_ints, log_floats, rows)
         ints[ACC, A_LOG_N] = 0
         return s, logs
+
+    @staticmethod
+    def account(c, s) -> dict[str, np.ndarray]:
+        """The venue's own book of our account, per instrument key: what a gateway's position and open-order
+        query returns (``position`` at the venue in 1e-9 units, ``working_orders`` live at the venue). Python,
+        called between batches (a session's reconciliation), like ``drain``."""
+        ints = s[2]
+        rows = ints[KEY0:KEY0 + int(ints[ACC, A_N_KEYS])]
+        return {"position": rows[:, K_POS_X].copy(), "working_orders": rows[:, K_LIVE_BID] + rows[:, K_LIVE_ASK]}
 
     @classmethod
     def summarize(cls, params, recorded, logs):
