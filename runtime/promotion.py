@@ -504,10 +504,12 @@ def backtest_stats(spec_path: Path, window) -> tuple[dict, str]:
     from pipelines.run import run_spec
 
     output = run_spec(spec_path, write=False, window=window)
-    if output.backtest is None:
+    # a bar venue's BacktestResult or a tick venue's TickBacktestResult: both carry ``stats``
+    summary = output.backtest or next((s for s in output.replay.summaries.values() if hasattr(s, "stats")), None)
+    if summary is None:
         raise PromotionError(f"{output.spec.name} has no venue: its run has no backtest statistics to compare")
     stats = {k: (None if isinstance(v, float) and not math.isfinite(v) else v)
-             for k, v in output.backtest.stats.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
+             for k, v in summary.stats.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
     stats["events"] = output.replay.events
     return stats, output.spec.spec_hash
 

@@ -398,3 +398,18 @@ def test_command_line_promotes_shows_status_and_rolls_back(tmp_path, capsys, mon
         tickloom(["promote", str(spec_path), "--to", "research"])
     assert usage.value.code == 2
     assert (tmp_path / "env.duckdb").exists()
+
+
+@pytest.mark.slow
+def test_the_shipped_paper_market_maker_passes_every_gate_once_its_baseline_is_recorded(tmp_path, capsys, monkeypatch):
+    """The operator's path for a shipped spec: record the baseline on purpose, then promote (tick venue stats)."""
+    spec_path = ROOT / "specs" / "deploy" / "market_making_paper.yaml"
+    monkeypatch.setenv("TICKLOOM_REGISTRY", str(tmp_path / "ops.duckdb"))
+    assert tickloom(["promote", str(spec_path), "--to", "paper"]) == 1
+    assert "no baseline recorded for market_making_paper" in capsys.readouterr().out
+    assert tickloom(["baseline", str(spec_path), "--reason", "shipped cut"]) == 0
+    assert "fills" in capsys.readouterr().out
+    assert tickloom(["promote", str(spec_path), "--to", "paper", "--by", "ops"]) == 0
+    out = capsys.readouterr().out
+    assert all(f"PASS  {gate}" in out for gate in GATES), out
+    require_promoted(load_spec(spec_path).spec_hash, "paper", str(tmp_path / "ops.duckdb"), "market_making_paper")
