@@ -16,7 +16,8 @@ Cost on the hot path. ``prometheus_client``'s own ``Histogram.observe`` takes a 
 nanoseconds instead, turned into Prometheus histograms only when scraped, so ``observe_tick_to_trade`` costs
 a few hundred nanoseconds (``python -m runtime.metrics --bench`` measures it). They assume one writer thread
 (the event loop); the scrape thread only reads. Everything else goes through ``prometheus_client`` and is meant
-for batch updates (per chunk, per fill), where a microsecond does not matter.
+for batch updates (per chunk, per fill), where a microsecond does not matter: ``SessionPublisher.batch`` costs
+about 20 µs per batch of the paper market maker (``--bench`` again), after the batch's orders have left.
 
 Drift. ``set_drift_reference(feature, values)`` takes a feature's (or a prediction's) values over the training
 window; ``update_drift(feature, recent)`` compares recent values with them and sets
@@ -24,8 +25,12 @@ window; ``update_drift(feature, recent)`` compares recent values with them and s
 ``tickloom_feature_drift_ks`` (the two-sample Kolmogorov-Smirnov statistic). Rules of thumb for PSI: below
 0.1 stable, 0.1-0.25 drifting, above 0.25 a different population.
 
-``publish_replay`` drives a spec's real plan one event at a time, as a session would, and publishes what it
-sees; ``python -m runtime.metrics SPEC --port 9464`` serves it so the dashboard can be tried without a venue.
+What a session publishes comes from one place: ``SessionPublisher(metrics, run).batch(merged, drained)`` after
+every batch of a ``pipelines.replay.StreamRun`` reads the events of the batch, the rows the graph's logs drained
+(the venue's orders, fills and equity, the pre-trade rejects, the breaker's trips) and the latest outputs of
+drift nodes. ``tickloom live`` calls it per live batch; ``publish_replay`` drives a spec's real plan one event at
+a time through it, and ``python -m runtime.metrics SPEC --port 9464`` serves that, so the dashboard can be tried
+without a venue.
 """
 
 import argparse
@@ -61,7 +66,9 @@ METRICS = {
     "tickloom_equity": ("gauge", (), "account equity, in the account's currency"),
     "tickloom_pnl": ("gauge", (), "equity minus the starting equity"),
     "tickloom_drawdown": ("gauge", (), "fraction of peak equity lost: (peak - equity) / peak"),
-    "tickloom_risk_state": ("gauge", (), "0 running, 1 halted (a circuit breaker tripped)"),
+    "tickloom_risk_state": ("gauge", (), "0 running, 1 halted (a circuit breaker tripped), 2 flattening (halted, "
+                           "working the position to 0)"),
+    "tickloom_risk_trips_total": ("counter", ("reason",), "circuit-breaker trips and operator halts, by breaker"),
     "tickloom_feature_drift_psi": ("gauge", ("feature",), "population stability index against the training window"),
     "tickloom_feature_drift_ks": ("gauge", ("feature",), "Kolmogorov-Smirnov statistic against the training window"),
     "tickloom_session": ("info", ("spec", "spec_hash", "stage"), "the spec, hash and stage this session runs"),
@@ -160,6 +167,7 @@ class LiveMetrics:
         self.pnl = make("tickloom_pnl")
         self.drawdown = make("tickloom_drawdown")
         self.risk_state = make("tickloom_risk_state")
+        self.trips = make("tickloom_risk_trips_total")
         self.drift_psi = make("tickloom_feature_drift_psi")
         self.drift_ks = make("tickloom_feature_drift_ks")
         self.session = Info("tickloom_session", METRICS["tickloom_session"][2], registry=self.registry)
@@ -227,17 +235,33 @@ class LiveMetrics:
 
     def set_equity(self, equity: float) -> None:
         """Set equity; PnL is measured from the first equity set, drawdown from the highest one so far."""
-        if not math.isfinite(equity):
+        self.observe_equity(np.array([equity], np.float64))
+
+    def observe_equity(self, curve: np.ndarray) -> None:
+        """Take a run of equity samples (oldest first, NaNs skipped): every one counts toward the peak, the last
+        is the equity; PnL from the first equity ever seen."""
+        curve = _finite(curve)
+        if curve.size == 0:
             return
         if self._start_equity is None:
-            self._start_equity = equity
-        self._peak_equity = max(self._peak_equity, equity)
+            self._start_equity = float(curve[0])
+        self._peak_equity = max(self._peak_equity, float(curve.max()))
+        equity = float(curve[-1])
         self.equity.set(equity)
         self.pnl.set(equity - self._start_equity)
         self.drawdown.set((self._peak_equity - equity) / self._peak_equity if self._peak_equity > 0 else 0.0)
 
-    def set_risk_state(self, halted: bool) -> None:
-        self.risk_state.set(1 if halted else 0)
+    def set_risk_state(self, state: int | bool) -> None:
+        """0 (or False) running, 1 (True) halted, 2 flattening: ``nodes.risk.codes`` STATE_NAMES."""
+        self.risk_state.set(int(state))
+
+    def add_trips(self, reason: str, count: int = 1) -> None:
+        self.trips.labels(reason).inc(count)
+
+    def set_drift(self, feature: str, psi_value: float, ks_value: float) -> None:
+        """Set ``feature``'s drift as computed elsewhere (a ``risk.drift`` node's outputs); NaN: no full window yet."""
+        self.drift_psi.labels(feature).set(psi_value)
+        self.drift_ks.labels(feature).set(ks_value)
 
     def set_drift_reference(self, feature: str, values: Iterable[float]) -> None:
         """Keep ``values`` (the training window's, NaNs dropped) as what ``feature`` is compared against.
@@ -261,8 +285,7 @@ class LiveMetrics:
                            f"(known: {', '.join(self._drift_reference) or 'none'})")
         reference, values = self._drift_reference[feature], _finite(recent)
         index, ks = psi(reference, values), ks_statistic(reference, values)
-        self.drift_psi.labels(feature).set(index)
-        self.drift_ks.labels(feature).set(ks)
+        self.set_drift(feature, index, ks)
         return index, ks
 
     # --- serving -----------------------------------------------------------------------------------------
@@ -328,55 +351,225 @@ def ks_statistic(reference: np.ndarray, recent: np.ndarray) -> float:
     return float(np.max(np.abs(gap)))
 
 
-# --- a real workload: a spec's plan driven one event at a time ----------------------------------------------
+# --- a session's batches → metrics: one publisher for live sessions and replays --------------------------------
 
 RISK_OP = "risk.order_limits"
+DRIFT_OP = "risk.drift"
+BREAKER_OP = "risk.circuit_breaker"
+TRIP_EVENTS = ("trip", "halt")  # breaker log events that halt the system (an operator's halt counts as "manual")
 
 
-def publish_replay(metrics: LiveMetrics, spec_path: str | Path, *, pace_s: float = 0.0, events: int | None = None,
-                   should_stop=None) -> int:
-    """Drive ``spec_path``'s compiled plan one event per batch, as a session does, and publish what happens.
+class SessionPublisher:
+    """Publish what each batch of a ``StreamRun`` shows; a live session and ``publish_replay`` both use it.
 
-    Each event is handed to the same ``StreamRun`` a live session uses; the wall time from handing it over to
-    the batch returning (every segment run, the order computed) is counted as tick-to-trade (no network in it:
-    it is the engine's share) and per segment as ``node_latency`` (label: the segment's nodes joined by ``+``,
-since a fused segment runs as one kernel). From the
-    venue's outputs: positions, equity (so PnL and drawdown), fills (an event with a non-zero fill); orders
-    are the order node's changes (a ``risk.order_limits`` node's ``order_qty``, else the venue's target input),
-    rejects the risk node's reasons. ``pace_s`` sleeps between events; ``events`` stops early;
-    ``should_stop()`` is polled. Returns the events published.
+        publisher = SessionPublisher(metrics, run)        # after StreamRun(plan, ...): times its segments
+        for merged in run.merged_batches():
+            drained = run.run_batch(merged)
+            publisher.batch(merged, drained)              # per batch: numpy over the drained rows
 
-    Raises:
-        SpecError, GraphError, DataQualityError: as loading and replaying the spec do.
+    From the merged batch: events per source. From the logs the batch drained (node → log → columns, what
+    ``StreamRun.run_batch`` returns): a tick venue's ``orders`` (``sent`` rows are orders; ``rejected`` rows
+    rejects with reason ``venue: <reason>``), ``fills`` (fills per instrument; the position after the last
+    fill) and ``equity`` (the account's equity every ``equity_interval`` of exchange time, all of them toward
+    the peak; the position where no fill came after); ``risk.pre_trade``'s ``rejects`` (by check);
+    ``risk.circuit_breaker``'s ``trips`` (trips and operator halts by breaker; the risk state after the last
+    row, the worst over breakers). From the nodes' latest outputs (what the engine holds after the batch):
+    ``risk.drift``'s ``psi`` and ``ks`` under the feature it reads (e.g. ``md.size``, or the node's id when two
+    drift nodes read one feature; NaN until its reference and first window are full), and a bar venue's equity when its outputs are not recorded. From ``records``
+    (node → the batch's recorded outputs, as ``publish_replay`` keeps them): a bar venue's fills, positions and
+    equity, ``risk.order_limits``' orders and rejects, and without such a node the changes of a bar venue's
+    order node as orders.
+
+    At the start: every source's events, every venue instrument's orders, fills and position (0), the
+    venues' starting cash as equity (PnL counts from it), risk state 0 and drift NaN exist, so a scrape sees
+    every series from the first second. Each segment's run is timed into ``node_latency`` (label: its nodes
+    joined by ``+``; a fused segment runs as one kernel). Latest outputs are the last event's: with several
+    instruments, a drift node's value is the last updated instrument's. Tick-to-trade is the caller's (it
+    knows when the order left).
     """
-    from pipelines.plan import compile_plan
-    from pipelines.replay import StreamRun
-    from pipelines.spec import load_spec
 
-    spec = load_spec(spec_path)
-    model = spec.model.model_copy(update={"defaults": spec.model.defaults.model_copy(update={"chunk_events": 1})})
-    spec = replace(spec, model=model)
-    graph = spec.graph
-    venues = graph.venues()
-    risks = [n for n in graph.order if graph.nodes[n].op.name == RISK_OP]
-    plan = compile_plan(spec, record=venues + risks + graph.order_nodes(venues))
-    run = StreamRun(plan)
-    for bound in run.segments:
-        bound.run = _timed(metrics, "+".join(bound.segment.nodes), bound.run)
-    order_inputs = graph.order_nodes(venues)
-    last_orders: dict[str, float] = {}
-    published = 0
-    for merged in run.merged_batches():
-        started_ns = time.perf_counter_ns()
-        run.run_batch(merged)
-        metrics.observe_tick_to_trade(time.perf_counter_ns() - started_ns)
-        _publish_event(metrics, run, graph, merged, venues, risks, order_inputs, last_orders)
-        published += 1
-        if (events is not None and published >= events) or (should_stop is not None and should_stop()):
-            break
-        if pace_s:
-            time.sleep(pace_s)
-    return published
+    def __init__(self, metrics: LiveMetrics, run, time_segments: bool = True):
+        from nodes.risk.codes import STATE_NAMES
+
+        self.metrics, self.run = metrics, run
+        graph = self.graph = run.plan.graph
+        self.instruments = graph.instruments
+        self.state_codes = {name: code for code, name in enumerate(STATE_NAMES)}
+        ops = {node_id: graph.nodes[node_id].op for node_id in graph.order}
+        self.venues = graph.venues()
+        self.venue_keys = {v: np.array(sorted({graph.instruments.index(i) for s in graph.nodes[v].sources
+                                               for i in graph.source_instruments[s]}), np.int64)
+                           for v in self.venues}
+        self.bar_venues = [v for v in self.venues if not ops[v].logs]
+        self.limits = [n for n in graph.order if ops[n].name == RISK_OP]
+        self.order_inputs = [] if self.limits else graph.order_nodes(self.bar_venues)
+        features = {n: str(graph.nodes[n].args[0]) for n in graph.order if ops[n].name == DRIFT_OP}
+        # the feature a drift node reads names its series; two nodes on one feature are told apart by node id
+        self.drifts = {n: f if list(features.values()).count(f) == 1 else n for n, f in features.items()}
+        self.breaker_states = {n: 0 for n in graph.order if ops[n].name == BREAKER_OP}
+        wanted = {(n, p) for n in self.drifts for p in ("psi", "ks")} | {(v, "equity") for v in self.bar_venues}
+        self.latest = {detail: segment for segment in run.segments for detail in segment.values if detail in wanted}
+        self.last_order: dict[str, float] = {}
+        self.equity = {v: float(getattr(graph.nodes[v].definition.params, "cash", math.nan)) for v in self.venues}
+        self._open()
+        if time_segments:
+            for bound in run.segments:
+                bound.run = _timed(metrics, "+".join(bound.segment.nodes), bound.run)
+
+    def _open(self) -> None:
+        metrics = self.metrics
+        for source in self.graph.sources:
+            metrics.events.labels(source)
+        for venue, keys in self.venue_keys.items():
+            for key in keys.tolist():
+                instrument = self.instruments[key]
+                metrics.add_orders(instrument, 0)
+                metrics.add_fills(instrument, 0)
+                metrics.set_position(instrument, 0.0)
+        if self.venues:
+            metrics.set_equity(sum(self.equity.values()))
+        if self.breaker_states:
+            metrics.set_risk_state(0)
+        for feature in self.drifts.values():
+            metrics.set_drift(feature, math.nan, math.nan)
+
+    def batch(self, merged, drained: dict, records: dict | None = None) -> None:
+        """Publish one batch: ``merged`` as ``run_batch`` took it, ``drained`` as it returned, ``records`` (node →
+        a frame of the batch's recorded outputs) when the run records per event."""
+        metrics = self.metrics
+        for index, source in enumerate(self.graph.sources):
+            count = len(merged.parts[index]["ts_recv"])
+            if count:
+                metrics.add_events(source, count)
+        curves: dict[str, np.ndarray] = {}
+        for node_id, logs in drained.items():
+            if node_id in self.venue_keys:
+                curves[node_id] = self._venue_logs(node_id, logs)
+            if "rejects" in logs:
+                self._count(metrics.add_rejects, logs["rejects"].get("check", ()))
+            if node_id in self.breaker_states and "trips" in logs:
+                self._trips(node_id, logs["trips"])
+        for venue in self.bar_venues:
+            if records is not None and venue in records:
+                curves[venue] = self._bar_venue(venue, records[venue])
+            elif (venue, "equity") in self.latest:
+                curves[venue] = np.array([self._latest(venue, "equity")])
+        if records is not None:
+            self._orders_from_records(records)
+        self._account(curves)
+        for node_id, feature in self.drifts.items():
+            metrics.set_drift(feature, self._latest(node_id, "psi"), self._latest(node_id, "ks"))
+
+    # --- logs -----------------------------------------------------------------------------------------------
+
+    def _venue_logs(self, venue: str, logs: dict) -> np.ndarray:
+        """Orders, venue rejects, fills and positions from a tick venue's logs; return its equity samples."""
+        metrics = self.metrics
+        orders = logs.get("orders")
+        if orders is not None and len(orders.get("event", ())):
+            events = np.asarray(orders["event"])
+            self._count(metrics.add_orders, np.asarray(orders["key"])[events == "sent"], by_key=True)
+            reasons = np.asarray(orders["reason"])[events == "rejected"]
+            self._count(metrics.add_rejects, np.char.add("venue: ", reasons.astype(str)) if len(reasons) else ())
+        fills = logs.get("fills")
+        if fills is not None:
+            self._count(metrics.add_fills, fills.get("key", ()), by_key=True)
+        # the position at the last fill, else (no fill since) at the last equity row: it only changes on fills
+        positions = {}
+        for log in ("equity", "fills"):
+            rows = logs.get(log)
+            if rows is not None and len(rows.get("key", ())):
+                positions.update(_last_by_key(rows["key"], rows["position"]))
+        for key, position in positions.items():
+            if key in self.venue_keys[venue]:
+                metrics.set_position(self.instruments[key], position / 1e9)  # 1e-9 units
+        equity = logs.get("equity")
+        return np.asarray(equity["equity"], np.float64) if equity is not None else np.zeros(0)
+
+    def _trips(self, breaker: str, trips: dict) -> None:
+        events = np.asarray(trips.get("event", ()))
+        if not len(events):
+            return
+        self._count(self.metrics.add_trips, np.asarray(trips["breaker"])[np.isin(events, TRIP_EVENTS)])
+        self.breaker_states[breaker] = self.state_codes.get(str(trips["state"][-1]), 1)
+        self.metrics.set_risk_state(max(self.breaker_states.values()))
+
+    # --- records (a replay's per-event outputs) -------------------------------------------------------------
+
+    def _bar_venue(self, venue: str, frame) -> np.ndarray:
+        """Fills and positions from a bar venue's recorded outputs; return its equity samples."""
+        if not frame.height:
+            return np.zeros(0)
+        keys = frame["key"].to_numpy()
+        filled = frame["fill_qty"].to_numpy()
+        self._count(self.metrics.add_fills, keys[np.isfinite(filled) & (filled != 0)], by_key=True)
+        for key, position in _last_by_key(keys, frame["position"].to_numpy()).items():
+            self.metrics.set_position(self.instruments[key], float(position))
+        return frame["equity"].to_numpy()
+
+    def _orders_from_records(self, records: dict) -> None:
+        from nodes.execution.order_limits import REASONS
+
+        metrics = self.metrics
+        for node_id in self.limits:
+            frame = records.get(node_id)
+            if frame is None or not frame.height:
+                continue
+            self._count(metrics.add_orders, frame["key"].to_numpy()[frame["order_qty"].to_numpy() != 0], by_key=True)
+            reject = frame["reject"].to_numpy()
+            for bit, reason in REASONS.items():
+                count = int(np.count_nonzero(reject & bit))
+                if count:
+                    metrics.add_rejects(reason, count)
+        for node_id in self.order_inputs:
+            frame = records.get(node_id)
+            if frame is None or not frame.height:
+                continue
+            # an order is a new wish of the order node: its first output changing (NaN is "no change")
+            values = frame[:, 3].to_numpy().astype(np.float64)  # ts_event, ts_recv, key, then the first port
+            wished = np.isfinite(values)
+            values, keys = values[wished], frame["key"].to_numpy()[wished]
+            if not len(values):
+                continue
+            before = np.concatenate([[self.last_order.get(node_id, math.nan)], values[:-1]])
+            self._count(metrics.add_orders, keys[values != before], by_key=True)
+            self.last_order[node_id] = float(values[-1])
+
+    # --- helpers --------------------------------------------------------------------------------------------
+
+    def _account(self, curves: dict[str, np.ndarray]) -> None:
+        curves = {v: c for v, c in curves.items() if np.isfinite(c).any()}
+        if not curves:
+            return
+        if len(self.equity) == 1:  # one account: every sample of the batch counts toward the peak
+            (curve,) = curves.values()
+            self.metrics.observe_equity(curve)
+        for venue, curve in curves.items():
+            self.equity[venue] = float(_finite(curve)[-1])
+        if len(self.equity) > 1:  # several accounts: their sum, as of each batch's end
+            self.metrics.observe_equity(np.array([sum(self.equity.values())]))
+
+    def _latest(self, node_id: str, port: str) -> float:
+        """The output as of the batch's last event (the held value the engine carries to the next batch)."""
+        segment = self.latest.get((node_id, port))
+        return float(segment.values[(node_id, port)]) if segment is not None else math.nan
+
+    def _count(self, add, labels, by_key: bool = False) -> None:
+        """``add(label, count)`` per distinct label (instrument keys named when ``by_key``)."""
+        labels = np.asarray(labels)
+        if not len(labels):
+            return
+        distinct, counts = np.unique(labels, return_counts=True)
+        for label, count in zip(distinct.tolist(), counts.tolist()):
+            add(self.instruments[int(label)] if by_key else str(label), count)
+
+
+def _last_by_key(keys, values) -> dict[int, float]:
+    """Each key's last value (rows oldest first)."""
+    keys = np.asarray(keys)
+    distinct, first_from_end = np.unique(keys[::-1], return_index=True)
+    last = len(keys) - 1 - first_from_end
+    return dict(zip(distinct.tolist(), np.asarray(values)[last].tolist()))
 
 
 def _timed(metrics: LiveMetrics, label: str, run_segment):
@@ -391,47 +584,49 @@ def _timed(metrics: LiveMetrics, label: str, run_segment):
     return timed
 
 
-def _publish_event(metrics, run, graph, merged, venues, risks, order_inputs, last_orders) -> None:
-    source = graph.sources[int(merged.stream[0])]
-    metrics.add_events(source, len(merged))
-    latest = {n: parts[-1] for n, parts in run.recorded_parts.items() if parts and parts[-1].height}
-    for parts in run.recorded_parts.values():
-        parts.clear()  # read once: memory stays bounded however long the session runs
-    for venue in venues:
-        if venue not in latest:
-            continue
-        row = latest[venue].row(-1, named=True)
-        instrument = graph.instruments[row["key"]]
-        metrics.set_position(instrument, float(row["position"]))
-        metrics.set_equity(float(row["equity"]))
-        filled = row.get("fill_qty", row.get("fills", 0))
-        if filled == filled and filled != 0:
-            metrics.add_fills(instrument)
-    for risk in risks:
-        if risk not in latest:
-            continue
-        row = latest[risk].row(-1, named=True)
-        if row["order_qty"] != 0:
-            metrics.add_orders(graph.instruments[row["key"]])
-        for bit, reason in _reject_reasons().items():
-            if row["reject"] & bit:
-                metrics.add_rejects(reason)
-    if risks:
-        return
-    # without a risk node, an order is a new wish of the order node (NaN is "no change")
-    for node_id in order_inputs:
-        if node_id in latest:
-            frame = latest[node_id]
-            value = frame.row(-1)[3]  # ts_event, ts_recv, key, then the order's first port
-            if value == value and value != last_orders.get(node_id):
-                metrics.add_orders(graph.instruments[frame["key"][-1]])
-                last_orders[node_id] = value
+def publish_replay(metrics: LiveMetrics, spec_path: str | Path, *, pace_s: float = 0.0, events: int | None = None,
+                   should_stop=None, sets=()) -> int:
+    """Drive ``spec_path``'s compiled plan one event per batch, as a session does, and publish what happens.
 
+    Each event (a source's rows that share one receive time, such as one depth message, stay together) is handed
+    to the same ``StreamRun`` a live session uses and published by the same
+    ``SessionPublisher``; the wall time from handing it over to the batch returning (every segment run, the
+    order computed) is counted as tick-to-trade (no network in it: it is the engine's share). Bar venues,
+    ``risk.order_limits`` nodes and bar venues' order nodes are recorded per event, since their outputs are
+    their record (a tick venue's and the risk ops' logs need no record). ``pace_s`` sleeps between events;
+    ``events`` stops early; ``should_stop()`` is polled; ``sets`` are ``--set`` overrides. Returns the events
+    published.
 
-def _reject_reasons() -> dict[int, str]:
-    from nodes.execution.order_limits import REASONS
+    Raises:
+        SpecError, GraphError, DataQualityError: as loading and replaying the spec do.
+    """
+    from pipelines.plan import compile_plan
+    from pipelines.replay import StreamRun
+    from pipelines.spec import load_spec
 
-    return REASONS
+    spec = load_spec(spec_path, sets=list(sets))
+    model = spec.model.model_copy(update={"defaults": spec.model.defaults.model_copy(update={"chunk_events": 1})})
+    spec = replace(spec, model=model)
+    graph = spec.graph
+    bar_venues = [v for v in graph.venues() if not graph.nodes[v].op.logs]
+    limits = [n for n in graph.order if graph.nodes[n].op.name == RISK_OP]
+    run = StreamRun(compile_plan(spec, record=bar_venues + limits + graph.order_nodes(bar_venues)))
+    publisher = SessionPublisher(metrics, run)
+    published = 0
+    for merged in run.merged_batches():
+        started_ns = time.perf_counter_ns()
+        drained = run.run_batch(merged)
+        metrics.observe_tick_to_trade(time.perf_counter_ns() - started_ns)
+        records = {n: parts[-1] for n, parts in run.recorded_parts.items() if parts}
+        for parts in run.recorded_parts.values():
+            parts.clear()  # read once: memory stays bounded however long the session runs
+        publisher.batch(merged, drained, records)
+        published += len(merged)
+        if (events is not None and published >= events) or (should_stop is not None and should_stop()):
+            break
+        if pace_s:
+            time.sleep(pace_s)
+    return published
 
 
 # --- command line: serve a replay, or measure the hot path ----------------------------------------------------
@@ -467,16 +662,41 @@ def bench_observe(calls: int = 1_000_000) -> dict[str, float]:
     }
 
 
+PAPER_SPEC = Path(__file__).resolve().parents[1] / "specs" / "deploy" / "market_making_paper.yaml"
+
+
+def bench_publisher(spec_path: str | Path = PAPER_SPEC, chunk_events: int = 16) -> dict[str, float]:
+    """Time ``SessionPublisher.batch`` over a spec's batches (run once, published 5 times): ns per batch (best)."""
+    from pipelines.plan import compile_plan
+    from pipelines.replay import StreamRun
+    from pipelines.spec import load_spec
+
+    spec = load_spec(spec_path)
+    defaults = spec.model.defaults.model_copy(update={"chunk_events": chunk_events})
+    spec = replace(spec, model=spec.model.model_copy(update={"defaults": defaults}))
+    run = StreamRun(compile_plan(spec), record=False)
+    publisher = SessionPublisher(LiveMetrics(), run, time_segments=False)
+    batches = [(merged, run.run_batch(merged)) for merged in run.merged_batches()]
+    runs = []
+    for _ in range(5):
+        started = time.perf_counter_ns()
+        for merged, drained in batches:
+            publisher.batch(merged, drained)
+        runs.append((time.perf_counter_ns() - started) / len(batches))
+    return {f"session_publisher_batch_ns ({len(batches)} batches)": min(runs)}
+
+
 def main(argv: list[str] | None = None) -> int:
-    """``python -m runtime.metrics SPEC [--port N] [--pace S]``: serve a spec's replay; ``--bench``: time the hot path."""
+    """``python -m runtime.metrics SPEC [--port N] [--pace S]``: serve a replay; ``--bench``: time the hot path."""
     parser = argparse.ArgumentParser(prog="python -m runtime.metrics", description=main.__doc__)
     parser.add_argument("spec", type=Path, nargs="?")
     parser.add_argument("--port", type=int, default=9464, help="port on 127.0.0.1 (default 9464; 0: a free one)")
     parser.add_argument("--pace", type=float, default=0.05, help="seconds between events (default 0.05)")
-    parser.add_argument("--bench", action="store_true", help="time observe_tick_to_trade and exit")
+    parser.add_argument("--bench", action="store_true", help="time observe_tick_to_trade and the session "
+                        "publisher, and exit")
     args = parser.parse_args(argv)
     if args.bench:
-        for name, ns in bench_observe().items():
+        for name, ns in {**bench_observe(), **bench_publisher()}.items():
             print(f"{name:<42} {ns:8.1f} ns")
         return 0
     if args.spec is None:

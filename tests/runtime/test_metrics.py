@@ -57,7 +57,8 @@ def test_every_metric_is_served_on_loopback_and_scraped_with_its_value(served):
     metrics.set_position("AAPL", -90.0)
     for equity in (10_000.0, 12_000.0, 9_000.0):
         metrics.set_equity(equity)
-    metrics.set_risk_state(halted=True)
+    metrics.set_risk_state(1)
+    metrics.add_trips("max_drawdown")
     metrics.set_drift_reference("sma_fast", np.arange(100.0))
     metrics.update_drift("sma_fast", np.arange(50.0, 150.0))
 
@@ -81,6 +82,7 @@ def test_every_metric_is_served_on_loopback_and_scraped_with_its_value(served):
     assert samples["tickloom_pnl"][()] == -1_000
     assert samples["tickloom_drawdown"][()] == pytest.approx(0.25)  # 9,000 after a 12,000 peak
     assert samples["tickloom_risk_state"][()] == 1
+    assert samples["tickloom_risk_trips_total"][(("reason", "max_drawdown"),)] == 1
     assert samples["tickloom_feature_drift_ks"][(("feature", "sma_fast"),)] == pytest.approx(0.5)
     assert samples["tickloom_feature_drift_psi"][(("feature", "sma_fast"),)] > 0.25
     assert samples["tickloom_session_info"] == {(("spec", "sma_cross"), ("spec_hash", "ab" * 32), ("stage", "paper")): 1}
@@ -112,6 +114,17 @@ def test_many_observations_at_once_land_where_single_ones_do():
         one.observe_tick_to_trade(value)
     many.observe_tick_to_trade_many(latencies)
     assert one.exposition() == many.exposition()
+
+
+def test_equity_samples_of_one_batch_all_count_toward_the_peak():
+    metrics = LiveMetrics()
+    metrics.set_equity(100.0)
+    metrics.observe_equity(np.array([110.0, np.nan, 120.0, 90.0]))  # the peak is inside the batch
+    metrics.observe_equity(np.array([np.nan]))  # nothing known: nothing changes
+    samples = {s.name: s.value for f in text_string_to_metric_families(metrics.exposition().decode())
+               for s in f.samples}
+    assert samples["tickloom_equity"] == 90.0 and samples["tickloom_pnl"] == -10.0
+    assert samples["tickloom_drawdown"] == pytest.approx(0.25)
 
 
 def test_drift_statistics_match_scipy_and_grow_with_the_shift():
