@@ -27,6 +27,8 @@ websocket source starts from a fresh snapshot, as after any reconnect (events th
 down are not in the market data it trades on: the book is rebuilt from the snapshot).
 """
 
+import fcntl
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -35,11 +37,11 @@ import numpy as np
 
 from pipelines.plan import Plan
 from pipelines.replay import StreamRun
-from runtime.journal import recover
+from runtime.journal import read_journal, recover
 from runtime.session import recorded_inputs
 
 TERMINAL_EVENTS = ("rejected", "cancelled", "filled")  # an order whose last event is one of these is not working
-SESSION_KINDS = ("session", "recovered", "reconciled")  # journal records that are not a node's log rows
+SESSION_KINDS = ("session", "resumed", "ended")  # journal records that are not a node's log rows
 
 
 class RecoveryError(Exception):
@@ -242,3 +244,63 @@ def _beyond(log: str, journaled: dict[str, list], rebuilt: dict[str, list]) -> d
             raise RecoveryError(f"{log} row {row}: the journal says {name}={ours[row]!r}, the recorded inputs "
                                 f"give {theirs[row]!r}")
     return {name: values[count:] for name, values in rebuilt.items()}
+
+
+def journal_recovery(journal, recovery: Recovery) -> None:
+    """Journal a resumed start: the rows the killed process decided but had not journaled (as the log rows they
+    are, once), then a ``resumed`` record with the reconciliation."""
+    for log, columns in recovery.recovered.items():
+        journal.append(log, columns)
+    journal.append("resumed", {
+        "events": recovery.events, "skip_rows": recovery.skip_rows, "truncated_bytes": recovery.truncated_bytes,
+        "recovered_rows": {log: _rows(columns) for log, columns in recovery.recovered.items()},
+        "positions": {v: view.positions for v, view in recovery.reconciliation.venue.items()},
+        "working_orders": {v: view.working for v, view in recovery.reconciliation.venue.items()},
+        "differences": recovery.reconciliation.differences,
+    })
+
+
+class SkipRows:
+    """A source reader without its first ``rows`` rows: a file feed resumed after the rows a session had seen."""
+
+    def __init__(self, reader, rows: int):
+        self.reader = reader
+        self.instruments = reader.instruments
+        self.rows = rows
+
+    def __getattr__(self, name):
+        return getattr(self.reader, name)  # report, stop, ... of the wrapped reader
+
+    def chunks(self, max_rows: int) -> Iterator[dict[str, np.ndarray]]:
+        left = self.rows
+        for chunk in self.reader.chunks(max_rows):
+            n = len(chunk["ts_recv"])
+            if left >= n:
+                left -= n
+                continue
+            yield {name: column[left:] for name, column in chunk.items()} if left else chunk
+            left = 0
+
+
+def wait_to_take_over(folder: str | Path, poll_s: float = 0.05, stop=None) -> bool:
+    """Wait while another process (the primary) holds the session's journal; then say whether to take over.
+
+    A standby (``tickloom live --standby``) waits here: the primary holds the journal's lock for as long as it
+    runs, and the kernel releases it when the process dies, however it dies. Returns True when the lock is free
+    and the journal does not end with ``ended`` (the primary died: resume the session), False when it does (the
+    session finished cleanly: nothing to take over) or when ``stop`` (a ``threading.Event``) is set.
+    """
+    path = Path(folder) / "journal.tlj"
+    while stop is None or not stop.is_set():
+        if path.exists():
+            with open(path, "rb") as handle:
+                try:
+                    fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+                except BlockingIOError:
+                    pass
+                else:
+                    fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
+                    records = read_journal(path).records
+                    return not records or records[-1].kind != "ended"
+        time.sleep(poll_s)
+    return False
