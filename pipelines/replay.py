@@ -7,6 +7,12 @@ bounded by the chunk size; recorded outputs (what the run returns) grow with the
 
 A ``TimeWindow`` (``pipelines/time_window.py``) restricts the replay to a slice of time, with warm-up events
 before it; events after the window never reach a node.
+
+The live runtime drives the same ``StreamRun`` a batch (often one event) at a time through a lean path:
+``step`` runs the kernels with their arguments bound once (only the batch's arrays are set per call; chunk
+arrays between segments are reused, not allocated per batch) and ``take_logs`` drains only the nodes that
+logged (ops that say so through ``logged_rows``). Same kernels, same state, same arguments: the outputs are
+those of ``run_batch``.
 """
 
 import time
@@ -19,7 +25,7 @@ import polars as pl
 
 from hardware.targets import compile_segment, step_function
 from nodes.errors import InvariantError
-from nodes.sources.merge import MergedBatch, merge_chunks
+from nodes.sources.merge import MergedBatch, merge_chunks, merge_parts
 from pipelines.codegen import (
     SegmentCode,
     generate_segment,
@@ -58,7 +64,6 @@ class _BoundSegment:
         self.plan = plan
         self.segment = segment
         self.code: SegmentCode = generate_segment(plan, segment)
-        graph = plan.graph
         namespace = {"np": np}
         dependencies = []
         for global_name, node_id in self.code.steps.items():
@@ -67,43 +72,155 @@ class _BoundSegment:
             dependencies.append(step)
         self.function = compile_segment(self.code.source, self.code.entry, namespace, segment.target, dependencies)
         self.constants = {n: node_constants(plan, n) for n in segment.nodes}
-        self.states = {n: initial_state(plan, n) for n in segment.nodes if node_is_threaded(plan, n)}
+        self._states = {n: initial_state(plan, n) for n in segment.nodes if node_is_threaded(plan, n)}
         self.state_arrays = {n: keyed_state_arrays(plan, n) for n in segment.nodes if not node_is_threaded(plan, n)}
-        self.values = {
+        self._values = {
             detail: initial_value(plan, *detail) for _, kind, detail in self.code.arguments if kind == "held_value"
         }
         self.holds = holds
+        # the lean path (``step_live``): the argument list bound once; between calls it holds the newest states
+        # and held values (``_args_ahead``) until something reads the dicts
+        self._args: list | None = None
+        self._args_ahead = False
+        self._dicts_lent = False
+        self._log_nodes: list[tuple[str, object, tuple, object]] = []
+
+    @property
+    def states(self) -> dict:
+        """Each threaded node's state (node → state tuple), as of the last batch run."""
+        self._settle()
+        return self._states
+
+    @property
+    def values(self) -> dict:
+        """Each held port's latest value ((node, port) → value), as of the last batch run."""
+        self._settle()
+        return self._values
+
+    def _settle(self) -> None:
+        """Bring the dicts up to the lean path's arguments; the next lean step reloads them (they may change)."""
+        if self._args_ahead:
+            for (kind, detail), slot in zip(self.code.returns, self._return_slots):
+                if kind == "state":
+                    self._states[detail[0]] = self._args[slot]
+                else:
+                    self._values[detail] = self._args[slot]
+            self._args_ahead = False
+        self._dicts_lent = self._args is not None
 
     def reset(self, node_ids: set[str]) -> None:
         """Put these nodes back to their initial state and held values (the account opening at a window)."""
+        self._settle()
+        self._args = None  # state arrays are replaced: bind again
+        states = self._states
         for node_id in node_ids.intersection(self.segment.nodes):
-            if node_id in self.states:
-                self.states[node_id] = initial_state(self.plan, node_id)
+            if node_id in states:
+                states[node_id] = initial_state(self.plan, node_id)
             else:
                 self.state_arrays[node_id] = keyed_state_arrays(self.plan, node_id)
             for port in self.plan.graph.nodes[node_id].op.outputs:
-                if (node_id, port) in self.values:
-                    self.values[(node_id, port)] = initial_value(self.plan, node_id, port)
+                if (node_id, port) in self._values:
+                    self._values[(node_id, port)] = initial_value(self.plan, node_id, port)
                 if (node_id, port) in self.holds:
                     self.holds[(node_id, port)][:] = initial_value(self.plan, node_id, port)
 
     def run(self, batch: "_Batch", start: int, stop: int) -> None:
+        self._settle()
         args = [self._argument(kind, detail, batch, start, stop) for _, kind, detail in self.code.arguments]
         returned = self.function(*args)
         for (kind, detail), value in zip(self.code.returns, returned):
             if kind == "state":
-                self.states[detail[0]] = value
+                self._states[detail[0]] = value
             else:
-                self.values[detail] = value
+                self._values[detail] = value
 
     def drain_logs(self) -> dict[str, dict[str, dict[str, np.ndarray]]]:
         """Take the rows the segment's logging ops wrote since the last drain: node → log → columns."""
+        self._settle()
         drained = {}
         for node_id in self.segment.nodes:
             op = self.plan.graph.nodes[node_id].op
             if op.logs:
-                self.states[node_id], drained[node_id] = op.drain(self.constants[node_id], self.states[node_id])
+                self._states[node_id], drained[node_id] = op.drain(self.constants[node_id], self._states[node_id])
         return drained
+
+    # -- the lean path (a live session) ------------------------------------------------------------------------
+
+    def step_live(self, batch: "_Batch", start: int, stop: int) -> None:
+        """Run events ``start:stop`` of ``batch`` like ``run``, with the arguments bound once (see the module)."""
+        args = self._args
+        if args is None:
+            args = self._bind()
+        elif self._dicts_lent:
+            self._reload()
+        whole = start == 0 and stop == batch.n
+        for slot, kind, detail in self._batch_slots:
+            if kind == "n":
+                args[slot] = stop - start
+            elif kind == "column":
+                column = batch.column(*detail)
+                args[slot] = column if whole or batch.many_sources else column[start:stop]
+            elif kind == "transfer_in" or kind == "transfer_out":
+                transfer = batch.transfer(detail, self.plan)
+                args[slot] = transfer if whole else transfer[start:stop]
+            elif kind == "record":
+                record = batch.record(detail, self.plan)
+                args[slot] = record if whole else record[start:stop]
+            else:  # src, row, key, ts_event, ts_recv
+                args[slot] = batch.arrays[kind] if whole else batch.arrays[kind][start:stop]
+        returned = self.function(*args)
+        for slot, value in zip(self._return_slots, returned):
+            args[slot] = value
+        self._args_ahead = True
+
+    def take_logs(self) -> dict[str, dict[str, dict[str, np.ndarray]]]:
+        """Drain the logging nodes that logged since the last drain (all of them for ops without ``logged_rows``)."""
+        drained = {}
+        if self._args is None:
+            return self.drain_logs()
+        if self._dicts_lent:
+            self._reload()
+        args = self._args
+        for node_id, op, constants, slot in self._log_nodes:
+            counted = op.logged_rows
+            if counted is not None and counted(constants, args[slot]) == 0:
+                continue
+            args[slot], drained[node_id] = op.drain(constants, args[slot])
+            self._args_ahead = True
+        return drained
+
+    def _bind(self) -> list:
+        """The argument list from the dicts; which slots change per batch and which take the returned values."""
+        self._settle()
+        per_batch = ("n", "src", "row", "key", "ts_event", "ts_recv", "column", "transfer_in", "transfer_out",
+                     "record")
+        args, self._batch_slots = [], []
+        slot_of = {}
+        for slot, (_, kind, detail) in enumerate(self.code.arguments):
+            slot_of[(kind, detail)] = slot
+            if kind in per_batch:
+                self._batch_slots.append((slot, kind, detail))
+                args.append(None)
+            else:
+                args.append(self._argument(kind, detail, None, 0, 0))
+        self._return_slots = [slot_of[("state" if kind == "state" else "held_value", detail)]
+                              for kind, detail in self.code.returns]
+        self._log_nodes = []
+        for node_id in self.segment.nodes:
+            op = self.plan.graph.nodes[node_id].op
+            if op.logs:
+                self._log_nodes.append((node_id, _LogReader(op), self.constants[node_id],
+                                        slot_of[("state", (node_id,))]))
+        self._args = args
+        self._dicts_lent = False
+        return args
+
+    def _reload(self) -> None:
+        """Someone had the dicts (they may have changed a state): load them into the bound arguments again."""
+        args = self._args
+        for (kind, detail), slot in zip(self.code.returns, self._return_slots):
+            args[slot] = self._states[detail[0]] if kind == "state" else self._values[detail]
+        self._dicts_lent = False
 
     def _argument(self, kind: str, detail: tuple, batch: "_Batch", start: int, stop: int):
         if kind == "n":
@@ -122,32 +239,52 @@ class _BoundSegment:
         if kind == "constants":
             return self.constants[detail[0]]
         if kind == "state":
-            return self.states[detail[0]]
+            return self._states[detail[0]]
         if kind == "state_array":
             return self.state_arrays[detail[0]][detail[1]]
         if kind == "held_value":
-            return self.values[detail]
+            return self._values[detail]
         raise InvariantError(f"unknown kernel argument kind {kind!r}")
+
+
+class _LogReader:
+    """A logging op as the lean path drains it: ``drain``, and ``logged_rows`` when the op can count its rows."""
+
+    def __init__(self, op):
+        self.drain = op.drain
+        self.logged_rows = getattr(op, "logged_rows", None)
 
 
 class _Batch:
     """One merged chunk with the arrays the segments share (transfers and records are allocated on demand)."""
 
-    def __init__(self, merged: MergedBatch, key_maps: list[np.ndarray], many_sources: bool):
+    def __init__(self, merged: MergedBatch, key_maps: list[np.ndarray], many_sources: bool,
+                 buffers: "_Buffers | None" = None):
         self.merged = merged
+        self.buffers = buffers
         self.many_sources = many_sources
         n = len(merged)
         parts = merged.parts
         if len(parts) == 1:
             # one source: events are its rows in order, no gathering needed
             only = parts[0]
-            keys = key_maps[0][only["instrument"]] if len(key_maps[0]) > 1 else np.zeros(n, np.int64)
+            if len(key_maps[0]) > 1:
+                keys = key_maps[0][only["instrument"]]
+            else:
+                keys = buffers.zeros(n) if buffers is not None else np.zeros(n, np.int64)
             ts_event = only["ts_event"]
         else:
-            offsets = np.cumsum([0] + [len(p["ts_recv"]) for p in parts])[:-1]
-            position = offsets[merged.stream] + merged.row
-            keys = np.concatenate([key_maps[s][p["instrument"]] for s, p in enumerate(parts)])[position]
-            ts_event = np.concatenate([p["ts_event"] for p in parts])[position]
+            sizes = [len(p["ts_recv"]) for p in parts]
+            if sizes.count(0) == len(parts) - 1:
+                # the events of one source (a live batch, usually): its rows in order, as with one source
+                only = parts[sizes.index(n)]
+                keys = key_maps[sizes.index(n)][only["instrument"]]
+                ts_event = only["ts_event"]
+            else:
+                offsets = np.cumsum([0] + sizes)[:-1]
+                position = offsets[merged.stream] + merged.row
+                keys = np.concatenate([key_maps[s][p["instrument"]] for s, p in enumerate(parts)])[position]
+                ts_event = np.concatenate([p["ts_event"] for p in parts])[position]
         self.arrays = {
             "src": merged.stream,
             "row": merged.row,
@@ -165,14 +302,36 @@ class _Batch:
     def transfer(self, detail: tuple, plan: Plan) -> np.ndarray:
         if detail not in self._transfers:
             dtype = plan.graph.nodes[detail[0]].op.outputs[detail[1]].dtype
-            self._transfers[detail] = np.empty(self.n, dtype=dtype)
+            self._transfers[detail] = (self.buffers.take(("transfer", detail), dtype, self.n)
+                                       if self.buffers is not None else np.empty(self.n, dtype=dtype))
         return self._transfers[detail]
 
     def record(self, detail: tuple, plan: Plan) -> np.ndarray:
         if detail not in self.records:
             dtype = plan.graph.nodes[detail[0]].op.outputs[detail[1]].dtype
-            self.records[detail] = np.empty(self.n, dtype=dtype)
+            self.records[detail] = (self.buffers.take(("record", detail), dtype, self.n)
+                                    if self.buffers is not None else np.empty(self.n, dtype=dtype))
         return self.records[detail]
+
+
+class _Buffers:
+    """Arrays the lean path reuses from batch to batch (transfers between segments, records nobody keeps, the
+    key column of a one-instrument plan): each grows to the largest batch seen, a batch gets its first n."""
+
+    def __init__(self):
+        self._arrays: dict = {}
+        self._zeros = np.zeros(64, np.int64)
+
+    def take(self, name, dtype, n: int) -> np.ndarray:
+        array = self._arrays.get(name)
+        if array is None or len(array) < n:
+            array = self._arrays[name] = np.empty(max(n, 64), dtype=dtype)
+        return array[:n]
+
+    def zeros(self, n: int) -> np.ndarray:
+        if len(self._zeros) < n:
+            self._zeros = np.zeros(2 * n, np.int64)
+        return self._zeros[:n]
 
 
 def replay(
@@ -245,6 +404,8 @@ class StreamRun:
         self.log_parts: dict[str, dict[str, list[dict[str, np.ndarray]]]] = {}
         self.events = self.warmup_events = 0
         self.many_sources = len(graph.sources) > 1
+        self._buffers = _Buffers()
+        self._pending_records: _Batch | None = None  # a step's batch whose records take_logs keeps
 
     def merged_batches(self) -> Iterator[MergedBatch]:
         """The sources' events merged in ``ts_recv`` order, in batches of up to the spec's ``chunk_events``."""
@@ -283,6 +444,63 @@ class StreamRun:
         for node_id in self.recorded_parts:
             self.recorded_parts[node_id].append(_recorded_frame(self.plan, node_id, batch, self.source_index))
         self.events += batch.n
+        return drained
+
+    def step(self, merged: MergedBatch) -> None:
+        """Run one merged batch through every segment, the lean way (a live session); drain with ``take_logs``.
+
+        Same kernels, state and outputs as ``run_batch``; the arguments are bound once and the arrays between
+        segments reused, so a one-event batch costs little more than the kernels themselves. The batch's arrays
+        must stay untouched until the next ``step`` (transfers are reused). A run that records per event takes
+        ``run_batch``'s way for its records.
+        """
+        if self.recorded_parts:
+            self._pending_records = _Batch(merged, self.key_maps, self.many_sources)
+            batch = self._pending_records
+        else:
+            batch = _Batch(merged, self.key_maps, self.many_sources, self._buffers)
+        if self.plan.interleaved and batch.n > 1:
+            for i in range(batch.n):
+                for segment in self.segments:
+                    segment.step_live(batch, i, i + 1)
+        else:
+            for segment in self.segments:
+                segment.step_live(batch, 0, batch.n)
+        self.events += batch.n
+
+    def latest(self, node_id: str, port: str):
+        """The value ``node_id.port`` holds after the last batch (its last event's), for a port the engine holds
+        between batches (a port read across segments or fed back); None for one it does not hold."""
+        for segment in self.segments:
+            if (node_id, port) in segment.values:
+                return segment.values[(node_id, port)]
+        return None
+
+    def warm_up(self) -> None:
+        """Compile the compiled segments (or load them from numba's cache) for the types of this run's batches,
+        by running a batch of no events through them: no state changes, no time lost at the first event."""
+        empty = merge_parts([None] * len(self.columns), self.columns)
+        batch = _Batch(empty, self.key_maps, self.many_sources, self._buffers)
+        for segment in self.segments:
+            if segment.segment.target != "cpu":  # a cpu segment has nothing to compile
+                segment.step_live(batch, 0, 0)
+
+    def take_logs(self) -> dict[str, dict[str, dict[str, np.ndarray]]]:
+        """The rows logged since the last ``step`` (node → log → columns; logs without rows left out), kept for
+        ``finish`` as ``run_batch`` keeps them."""
+        drained: dict[str, dict[str, dict[str, np.ndarray]]] = {}
+        for segment in self.segments:
+            for node_id, logs in segment.take_logs().items():
+                # only logs with rows: a session steps millions of batches, most of which log nothing
+                logged = {log: columns for log, columns in logs.items() if len(next(iter(columns.values()), ()))}
+                if logged:
+                    drained[node_id] = logged
+        self._keep_logs(drained)
+        if self._pending_records is not None:
+            for node_id in self.recorded_parts:
+                self.recorded_parts[node_id].append(
+                    _recorded_frame(self.plan, node_id, self._pending_records, self.source_index))
+            self._pending_records = None
         return drained
 
     def _keep_logs(self, drained: dict) -> None:

@@ -4,28 +4,39 @@
 
 The session is the backtest engine driven by live batches: the spec's plan is compiled once and one
 ``pipelines.replay.StreamRun`` (the object ``replay`` drives over history) is fed the batches that arrive from the
-spec's sources — a live source (``source.binance_ws``) as it is, a file source paced to real time (``--speed``,
-with ``ts_recv`` restamped to the wall clock at release, so latencies are the session's own). The same kernels,
-the same state, the same tick venue (the paper venue: latency, queue and fee models of the backtest).
+spec's sources — a live source (``source.binance_ws``) as it is, the operator's control file
+(``source.control``) followed (new lines become events while the session runs, whatever the spec says), a file
+source paced to real time (``--speed``, with ``ts_recv`` restamped to the wall clock at release, so latencies are
+the session's own). The same kernels, the same state, the same tick venue (the paper venue: latency, queue and
+fee models of the backtest).
+
+The event loop (``runtime.feeds.LiveBatches``) never waits on a source: it sleeps until a websocket has data, a
+feed's thread wakes it, a paced row is due or the control file is due a look, then takes whatever every source
+has ready as one batch in receive order (a silent source holds nothing back). The kernels are compiled before
+the first event. Per batch: its inputs are written first (write-ahead, so a killed session can be rebuilt from
+them), then the batch runs (``StreamRun.step``: the kernels with their arguments bound once), then what it
+logged is drained, journaled and published. ``LiveOptions.busy_poll`` waits spinning instead of sleeping.
 
 A session folder (``--session``, default ``runs/live/<spec>-<UTC time>``) holds:
 
 - ``journal.tlj``: every log row the graph writes (venue orders and fills, risk rejects, breaker trips) as it
   happens, in ``runtime.journal``'s framed records, fsynced per ``--fsync``;
-- ``inputs/<source>.arrows``: every event the session saw, as Arrow IPC record batches written per batch (a
-  crash loses at most the batch in flight) — the input of the shadow check;
+- ``inputs/<source>.<segment>.arrows``: every event the session saw, as Arrow IPC record batches written per
+  batch before it runs (``runtime.feeds.InputLog``; a crash loses at most a batch that never ran) — the input of
+  the shadow check and of a rebuild;
 - ``session.json``: the spec, its hash, stage, options; at the end the summary and ``<node>.<log>.parquet``.
 
 ``shadow_check(SESSION)`` (``tickloom shadow SESSION``) replays the recorded inputs through the same spec as a
 backtest and compares its decisions (the venue's orders and fills) with the session's, row for row.
 
 Refuses a spec whose hash is not promoted to the stage (``runtime.promotion.require_promoted``). Tick-to-trade
-(Prometheus ``tickloom_tick_to_trade_seconds``) is measured from an event's receive time to the moment the
-batch that decided its orders has run (orders handed to the venue).
+(Prometheus ``tickloom_tick_to_trade_seconds``) is measured from the receive time of the oldest event of the
+batch that decided orders (the websocket reader stamps a message when its socket read returns) to the moment
+the batch's kernels have run (orders handed to the paper venue, before its logs are drained).
 
-Not yet here: reconnecting a session to a real exchange gateway (the paper venue is in the graph), recovery of a
-killed session by replaying its recorded inputs, and a control source followed live (operator commands are read
-when the session starts; merging a source that may stay silent needs watermarks in the merge).
+Not yet here: reconnecting a session to a real exchange gateway (the paper venue is in the graph) and resuming a
+killed session (the pieces are ``open_readers``, ``open_run`` and ``open_recorder``: a resume rebuilds the run
+from the recorded inputs, then continues the same loop).
 """
 
 import datetime as dt
@@ -40,13 +51,18 @@ from pathlib import Path
 
 import numpy as np
 
+from nodes.errors import TickloomError
 from pipelines.plan import compile_plan
 from pipelines.replay import StreamRun
 from pipelines.spec import load_spec
-from runtime.session import InputRecorder
+from runtime.feeds import InputLog, LiveBatches, live_feed
 
-LIVE_SOURCES = ("source.binance_ws",)  # sources that are live feeds already (not paced)
+LIVE_SOURCES = ("source.binance_ws", "source.control")  # sources that are live feeds already (not paced)
+FOLLOWED_SOURCES = ("source.control",)  # file sources a live session tails (``follow: true``)
 DECISION_LOGS = (("orders", "sent"),)  # venue log rows that mean an order left the strategy
+# per batch of a traced session: the oldest event's receive time, when the loop had the batch, when its inputs
+# were written, when its kernels had run (its orders at the venue), its events, whether it decided orders
+TRACE_COLUMNS = ("received_ns", "taken_ns", "recorded_ns", "ran_ns", "events", "decided")
 
 
 @dataclass
@@ -59,6 +75,10 @@ class LiveOptions:
     fsync: str = "batch"
     registry: str | None = None
     heartbeat_s: float = 5.0
+    busy_poll: bool = False  # the loop never sleeps: it waits for its feeds in a tight loop
+    resume: bool = False  # continue the session in ``session_dir`` (after a crash or kill -9): runtime/recovery.py
+    standby: bool = False  # wait while another process runs the session, then resume it when that one dies
+    trace: bool = False  # keep every batch's times (``LiveSession.trace``): what benchmarks/live_latency.py reads
 
 
 @dataclass
@@ -70,6 +90,7 @@ class LiveSession:
     result: object
     tick_to_trade_ns: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
     metrics_port: int | None = None
+    trace: dict[str, np.ndarray] | None = None  # with ``LiveOptions.trace``: per batch, see ``TRACE_COLUMNS``
 
     def format(self) -> str:
         lines = [f"session {self.folder}: {self.events:,} events"]
@@ -77,7 +98,7 @@ class LiveSession:
             p50, p99, p999 = np.percentile(self.tick_to_trade_ns, [50, 99, 99.9]) / 1e3
             lines.append(f"tick-to-trade over {len(self.tick_to_trade_ns):,} order decisions: p50 {p50:.1f} µs, "
                          f"p99 {p99:.1f} µs, p99.9 {p999:.1f} µs")
-        for node_id, summary in self.result.summaries.items():
+        for node_id, summary in (self.result.summaries.items() if self.result is not None else ()):
             if hasattr(summary, "format"):
                 lines.append(f"{node_id}:\n{summary.format()}")
         return "\n".join(lines)
@@ -87,12 +108,14 @@ def run_live(spec_path: str | Path, options: LiveOptions, sets=(), places=(), st
              started: threading.Event | None = None) -> LiveSession:
     """Run ``spec_path`` live until its feeds end, ``max_events``, ``stop`` is set, or SIGINT/SIGTERM.
 
+    A followed control file never ends: a session whose other feeds have ended ends.
+
     Raises:
         PromotionError: the spec's hash is not promoted to ``options.stage``.
         SpecError, GraphError: the spec is invalid.
     """
     from runtime.journal import Journal
-    from runtime.metrics import LiveMetrics
+    from runtime.metrics import LiveMetrics, SessionPublisher
     from runtime.promotion import Registry, require_promoted
 
     spec = load_spec(spec_path, sets=list(sets), places=list(places))
@@ -101,67 +124,163 @@ def run_live(spec_path: str | Path, options: LiveOptions, sets=(), places=(), st
     graph = plan.graph
     folder = Path(options.session_dir or Path("runs") / "live" /
                   f"{spec.name}-{dt.datetime.now(dt.timezone.utc).strftime('%Y%m%dT%H%M%SZ')}")
+    stop = stop or threading.Event()
+    restore = _stop_on_signals(stop)
+    recovery = _recover(folder, spec, plan, options, stop)
+    if recovery is False:  # a standby whose session ended cleanly, or was stopped while waiting
+        restore()
+        return LiveSession(folder, 0, None)
     (folder / "inputs").mkdir(parents=True, exist_ok=True)
-    readers = [_reader(plan, source_id, options.speed) for source_id in graph.sources]
-    run = StreamRun(plan, readers=readers, record=False)
-    metrics = LiveMetrics()
+    readers = open_readers(plan, options.speed, recovery.skip_rows if recovery else None)
+    run = recovery.run if recovery else open_run(plan, readers)
+    metrics = LiveMetrics(spec.name, spec.spec_hash, options.stage)
+    publisher = SessionPublisher(metrics, run)
     port = metrics.serve(options.metrics_port) if options.metrics_port is not None else None
     described = {"spec": str(Path(spec_path).resolve()), "name": spec.name, "spec_hash": spec.spec_hash,
                  "stage": options.stage, "sets": list(sets), "places": list(places), "speed": options.speed,
                  "sources": graph.sources, "started_utc": dt.datetime.now(dt.timezone.utc).isoformat()}
-    (folder / "session.json").write_text(json.dumps(described, indent=2))
+    if recovery is None:
+        (folder / "session.json").write_text(json.dumps(described, indent=2))
     registry = Registry(options.registry)
     deployment = registry.start_deployment(spec.name, spec.spec_hash, options.stage, os.getpid(), socket.gethostname())
-    stop = stop or threading.Event()
-    restore = _stop_on_signals(stop)
-    recorder = InputRecorder(folder / "inputs", graph.sources)
+    recorder = open_recorder(folder / "inputs", graph.sources, fsync=options.fsync == "always")
+    run.warm_up()  # compiled (or loaded from numba's cache) before the first event, not on it
+    feeds = LiveBatches([live_feed(r) for r in readers], run.columns, busy_poll=options.busy_poll)
     latencies: list[int] = []
-    events = 0
+    trace: list[tuple] | None = [] if options.trace else None
+    events = recovery.events if recovery else 0
     last_beat = time.monotonic()
     with Journal(folder / "journal.tlj", fsync=options.fsync) as journal:
-        journal.append("session", described)
+        if recovery is None:
+            journal.append("session", described)
+        else:
+            from runtime.recovery import journal_recovery
+
+            journal_recovery(journal, recovery)
+            print(recovery.format(), flush=True)
         if started is not None:
             started.set()
         try:
-            for merged in run.merged_batches():
-                drained = run.run_batch(merged)
-                done_ns = time.time_ns()
+            for merged in feeds.batches(stop):
+                taken_ns = time.time_ns()
+                recorder.write(merged)  # write-ahead: the inputs are on disk before they act
+                recorded_ns = time.time_ns()
+                run.step(merged)
+                done_ns = time.time_ns()  # the batch's orders are at the (paper) venue
+                drained = run.take_logs()
                 events += len(merged)
-                recorder.write(merged)
-                if _decided(drained):
-                    latencies.append(done_ns - int(merged.ts_recv[-1]))
+                decided = _decided(drained)
+                if decided:
+                    latencies.append(done_ns - int(merged.ts_recv[0]))
                     metrics.observe_tick_to_trade(latencies[-1])
+                if trace is not None:
+                    trace.append((int(merged.ts_recv[0]), taken_ns, recorded_ns, done_ns, len(merged), decided))
                 _journal(journal, drained)
-                _publish(metrics, graph, merged, drained)
+                publisher.batch(merged, drained)
                 if time.monotonic() - last_beat > options.heartbeat_s:
                     registry.heartbeat(deployment)
                     last_beat = time.monotonic()
-                if stop.is_set() or (options.max_events is not None and events >= options.max_events):
+                if options.max_events is not None and events >= options.max_events:
                     break
         finally:
-            for reader in readers:
-                getattr(reader, "stop", lambda: None)()
+            feeds.close()
             recorder.close()
             restore()
             registry.end_deployment(deployment)
+        journal.append("ended", {"events": events, "stopped": stop.is_set()})  # not reached when killed
     result = run.finish(summarize=True)
     for node_id, logs in result.logs.items():
         for name, frame in logs.items():
             frame.write_parquet(folder / f"{node_id}.{name}.parquet")
     if port is not None:
         metrics.stop()
-    return LiveSession(folder, events, result, np.asarray(latencies, np.int64), port)
+    traced = None if trace is None else {name: np.array([row[k] for row in trace], np.int64)
+                                         for k, name in enumerate(TRACE_COLUMNS)}
+    return LiveSession(folder, events, result, np.asarray(latencies, np.int64), port, traced)
 
 
-def _reader(plan, source_id: str, speed: float):
-    from nodes.sources.paced import paced
+def open_readers(plan, speed: float, skip_rows: dict[str, int] | None = None) -> list:
+    """The live reader of each of the plan's sources, in the plan's order (see ``open_reader``); paced file
+    sources share one clock, so their rows keep their recorded relative timing. ``skip_rows`` (a resumed
+    session): per source, the rows the session had already seen."""
+    from nodes.sources.paced import PaceClock
+
+    clock = PaceClock(speed)
+    skip_rows = skip_rows or {}
+    return [open_reader(plan, source_id, clock, skip_rows.get(source_id, 0)) for source_id in plan.graph.sources]
+
+
+def open_reader(plan, source_id: str, clock, skip_rows: int = 0):
+    """A live source as it is; a followed source (the control file) with ``follow`` on; a file source paced on
+    ``clock`` (a ``PaceClock``) with ``ts_recv`` restamped to the wall clock at release.
+
+    ``skip_rows`` > 0 resumes after the rows a session had seen: a file source (paced or followed) passes over
+    them; a live feed (a websocket) starts where the market is now, from a fresh snapshot."""
+    from nodes.sources.paced import PacedReader
+    from runtime.recovery import SkipRows
 
     node = plan.graph.nodes[source_id]
-    reader = node.op.open(node.definition.params, plan.spec.path.parent)
+    params = node.definition.params
+    if node.op.name in FOLLOWED_SOURCES:
+        params = params.model_copy(update={"follow": True})
+    reader = node.op.open(params, plan.spec.path.parent)
+    if node.op.name in FOLLOWED_SOURCES:
+        reader.skip(skip_rows)
+        return reader
     if node.op.name in LIVE_SOURCES:
         return reader
     # a file replayed as a live feed: released at its recorded pace, stamped with the wall clock it arrives at
-    return paced(reader, speed, restamp=True)
+    return PacedReader(SkipRows(reader, skip_rows) if skip_rows else reader, clock, restamp=True)
+
+
+def _recover(folder: Path, spec, plan, options: LiveOptions, stop: threading.Event):
+    """None for a new session; the ``Recovery`` of the session in ``folder`` to continue; False for a standby
+    with nothing to take over.
+
+    Raises:
+        SessionError: a new session's folder holds one already, a resumed folder holds none or another spec's,
+            or the reconciliation found differences.
+        RecoveryError: the journal and the recorded inputs disagree (runtime/recovery.py).
+    """
+    from runtime.recovery import recover_session, wait_to_take_over
+
+    journal = folder / "journal.tlj"
+    if not (options.resume or options.standby):
+        if journal.exists():
+            raise SessionError(f"{folder} holds a session already: --resume continues it, or choose another "
+                               "--session folder")
+        return None
+    if options.standby:
+        print(f"standby: waiting for the session in {folder} to need a runtime", flush=True)
+        if not wait_to_take_over(folder, stop=stop):
+            print(f"standby: {folder} ended cleanly; nothing to take over", flush=True)
+            return False
+    if not (folder / "session.json").exists() or not journal.exists():
+        raise SessionError(f"{folder} holds no session to resume (no session.json and journal.tlj)")
+    described = json.loads((folder / "session.json").read_text())
+    if described["spec_hash"] != spec.spec_hash:
+        raise SessionError(f"{folder} ran spec {described['spec_hash'][:12]}, this is {spec.spec_hash[:12]}: a "
+                           "session resumes with the spec, sets and placement it started with")
+    recovery = recover_session(folder, plan)
+    if recovery.reconciliation.differences:
+        raise SessionError(f"{folder}: the runtime and the venue disagree; not trading until an operator looks:\n"
+                           + recovery.reconciliation.format())
+    return recovery
+
+
+class SessionError(TickloomError):
+    """Raised when a session folder cannot be started or resumed as asked (the message says why)."""
+
+
+def open_run(plan, readers: list) -> StreamRun:
+    """The stream run a session drives (no per-event records: a session keeps its logs)."""
+    return StreamRun(plan, readers=readers, record=False)
+
+
+def open_recorder(folder: Path, sources: list[str], fsync: bool = False) -> InputLog:
+    """The write-ahead log of the session's inputs (``inputs/<source>.<segment>.arrows``, the files
+    ``runtime.session.InputRecorder`` writes, read by ``recorded_inputs``)."""
+    return InputLog(folder, sources, fsync=fsync)
 
 
 def _decided(drained: dict) -> bool:
@@ -178,23 +297,6 @@ def _journal(journal, drained: dict) -> None:
         for log, columns in logs.items():
             if len(next(iter(columns.values()), ())):
                 journal.append(f"{node_id}.{log}", {k: np.asarray(v).tolist() for k, v in columns.items()})
-
-
-def _publish(metrics, graph, merged, drained: dict) -> None:
-    for index, source_id in enumerate(graph.sources):
-        count = len(merged.parts[index]["ts_recv"])
-        if count:
-            metrics.add_events(source_id, count)
-    for logs in drained.values():
-        fills = logs.get("fills")
-        if fills is not None:
-            for key in np.asarray(fills.get("key", ())):
-                metrics.add_fills(graph.instruments[int(key)])
-        orders = logs.get("orders")
-        if orders is not None and len(orders.get("event", ())):
-            sent = np.asarray(orders["event"]) == "sent"
-            for key in np.asarray(orders["key"])[sent]:
-                metrics.add_orders(graph.instruments[int(key)])
 
 
 def _stop_on_signals(stop: threading.Event):

@@ -33,7 +33,7 @@ class InputRecorder:
         self.folder.mkdir(parents=True, exist_ok=True)
         self.sources = sources
         self.fsync = fsync
-        self.segment = 1 + max((n for _, n in map(_segment_of, self.folder.glob("*.arrows"))), default=-1)
+        self.segment = 1 + max((n for _, n in map(segment_of, self.folder.glob("*.arrows"))), default=-1)
         self.writers: dict[str, ipc.RecordBatchStreamWriter] = {}
         self.sinks = {}
 
@@ -58,7 +58,7 @@ class InputRecorder:
             self.sinks[source_id].close()
 
 
-def _segment_of(path: Path) -> tuple[str, int]:
+def segment_of(path: Path) -> tuple[str, int]:
     """``<source>.<n>.arrows`` → (source, n); a session from before segments (``<source>.arrows``) is segment 0."""
     source, _, number = path.stem.rpartition(".")
     return (source, int(number)) if source and number.isdigit() else (path.stem, 0)
@@ -67,12 +67,13 @@ def _segment_of(path: Path) -> tuple[str, int]:
 def recorded_inputs(folder: Path) -> dict[str, list[dict[str, np.ndarray]]]:
     """The chunks a session saw, per source, segment after segment (a batch torn by a kill is left out)."""
     chunks: dict[str, list[dict[str, np.ndarray]]] = {}
-    for path in sorted((Path(folder) / "inputs").glob("*.arrows"), key=_segment_of):
-        parts = chunks.setdefault(_segment_of(path)[0], [])
+    for path in sorted((Path(folder) / "inputs").glob("*.arrows"), key=segment_of):
+        parts = chunks.setdefault(segment_of(path)[0], [])
         try:
             with pa.OSFile(str(path), "rb") as source:
                 for batch in ipc.open_stream(source):
-                    parts.append({name: batch.column(name).to_numpy() for name in batch.schema.names})
+                    # writable copies: Arrow's read-only views would make numba compile a second kernel variant
+                    parts.append({name: batch.column(name).to_numpy().copy() for name in batch.schema.names})
         except (pa.ArrowInvalid, OSError):
             pass  # a batch cut by a kill (or a stream cut before its schema): everything before it is whole
     return chunks

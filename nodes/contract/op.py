@@ -103,6 +103,8 @@ class StreamOp(Op):
     # Names of the op's logs: sparse rows (a venue's fills, order events) kept in its state and handed to the
     # engine by ``drain`` after every chunk. Only unkeyed ops have logs.
     logs: ClassVar[tuple[str, ...]] = ()
+    # Optional for ops with logs: ``logged_rows(c, s) -> int``, the rows logged since the last drain (cheap
+    # Python); a live session drains an op only when it says there are some.
     # False: a sink whose per-event outputs are not recorded unless asked for (its logs are its record), so a
     # long tick replay keeps memory bounded by the chunk instead of growing with every event.
     record_events: ClassVar[bool] = True

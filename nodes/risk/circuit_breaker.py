@@ -185,6 +185,11 @@ class CircuitBreaker(StreamOp):
         return (scalars[:11] + (0,), ring, log_ints, log_floats), {"trips": rows}
 
     @staticmethod
+    def logged_rows(c, s) -> int:
+        """Return the rows logged since the last drain."""
+        return int(s[0][11])
+
+    @staticmethod
     def step(c, s, key, ts_event, ts_recv, equity, position, reject_code, drift, command, seq, operator, reason,
              latency_ns):
         scalars, ring, log_ints, log_floats = s

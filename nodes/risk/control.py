@@ -17,8 +17,12 @@ Ports (int64): ``command`` (code), ``seq`` (the line number: a control event is 
 reader's ``texts``), ``latency_ns`` (-1 when the line has none). ``ts_event`` = ``ts_recv`` = ``ts``.
 
 A replay reads the file whole; a missing file is no commands (a backtest usually has none), not an error.
-``follow: true`` (a live session) tails the file: new complete lines become events as they are written.
-``append_command`` writes a line durably (what ``tickloom resume`` calls).
+``follow: true`` tails the file: new complete lines become events as they are written. A live session (which
+follows the file whatever the spec says) takes them with ``poll()``, without waiting, at most every
+``poll_interval``: each line taken is stamped ``ts_recv`` = the wall time it was taken (when the runtime
+learnt of it; lines taken together share it) and keeps its ``ts`` as ``ts_event``, so the session's recorded
+inputs replay the command exactly where the session saw it. ``append_command`` writes a line durably (what
+``tickloom resume`` calls).
 """
 
 import datetime as dt
@@ -90,6 +94,56 @@ class ControlReader:
         self.texts: list[str] = [""]
         self._text_codes = {"": 0}
         self._last_ts = None
+        self._offset, self._line_no = 0, 1  # where the lines not taken yet start
+        self._next_look_ns = 0  # poll: the monotonic time of the next look at the file
+        self._read_whole = False
+        self._skip = 0  # rows still to pass over: the lines a resumed session had taken already
+
+    def skip(self, rows: int) -> None:
+        """Pass over the first ``rows`` rows (parsed, so operators and reasons keep their codes): a resumed live
+        session continues after the commands it had taken."""
+        self._skip = rows
+
+    @property
+    def endless(self) -> bool:
+        """A followed file never ends: a session does not wait for it to."""
+        return self.follow
+
+    @property
+    def ended(self) -> bool:
+        """True once a file read whole (no follow) was taken by ``poll``."""
+        return self._read_whole
+
+    def poll(self) -> dict[str, np.ndarray] | None:
+        """Take the lines completed since the last look, without waiting (None: nothing new, or not time yet).
+
+        Following, the file is looked at no more often than every ``poll_interval`` (``next_poll_ns``); the lines
+        taken are stamped ``ts_recv`` = now (``time.time_ns``), ``ts_event`` = their ``ts``. Not following, the
+        first call takes the whole file with its times, and the reader has ended.
+
+        Raises:
+            DataQualityError: a bad line (named with file and line).
+        """
+        if not self.follow:
+            if self._read_whole:
+                return None
+            self._read_whole = True
+            rows = self._new_rows()
+            return _columns(rows) if rows else None
+        now = time.monotonic_ns()
+        if now < self._next_look_ns:
+            return None
+        self._next_look_ns = now + int(self.poll_s * 1e9)
+        rows = self._new_rows()
+        if not rows:
+            return None
+        columns = _columns(rows)
+        columns["ts_recv"] = np.full(len(rows), time.time_ns(), np.int64)
+        return columns
+
+    def next_poll_ns(self) -> int | None:
+        """When ``poll`` looks at a followed file next (``time.monotonic_ns``); None when not following."""
+        return self._next_look_ns if self.follow else None
 
     def chunks(self, max_rows: int) -> Iterator[dict[str, np.ndarray]]:
         if self.follow:
@@ -102,22 +156,34 @@ class ControlReader:
             yield _columns(rows[start:start + max_rows])
 
     def _tail(self, max_rows: int) -> Iterator[dict[str, np.ndarray]]:
-        offset, line_no = 0, 1
         while True:
-            data = b""
-            if self.path.exists():
-                with self.path.open("rb") as handle:
-                    handle.seek(offset)
-                    data = handle.read()
-            complete = data[:data.rfind(b"\n") + 1]  # a line still being written waits for its newline
-            if complete:
-                rows = [row for row in self._rows(complete, line_no) if row is not None]
-                offset += len(complete)
-                line_no += complete.count(b"\n")
-                for start in range(0, len(rows), max_rows):
-                    yield _columns(rows[start:start + max_rows])
-            else:
+            rows = self._new_rows()
+            if not rows:
                 time.sleep(self.poll_s)
+            for start in range(0, len(rows), max_rows):
+                yield _columns(rows[start:start + max_rows])
+
+    def _new_rows(self) -> list[tuple]:
+        """Parse the complete lines written since the last call (a line still being written waits for its
+        newline); blank lines give no row."""
+        try:
+            size = os.stat(self.path).st_size
+        except FileNotFoundError:
+            return []
+        if size <= self._offset:
+            return []
+        with self.path.open("rb") as handle:
+            handle.seek(self._offset)
+            data = handle.read(size - self._offset)
+        complete = data[:data.rfind(b"\n") + 1] if self.follow else data
+        if not complete:
+            return []
+        rows = [row for row in self._rows(complete, self._line_no) if row is not None]
+        self._offset += len(complete)
+        self._line_no += complete.count(b"\n")
+        passed = min(self._skip, len(rows))
+        self._skip -= passed
+        return rows[passed:]
 
     def _rows(self, data: bytes, first_line: int):
         for index, raw in enumerate(data.decode("utf-8").split("\n")):

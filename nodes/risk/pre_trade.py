@@ -190,6 +190,11 @@ class PreTrade(StreamOp):
         return (sides, marks, log_ints, log_floats, 0, bucket_ns, last_ts), {"rejects": rows}
 
     @staticmethod
+    def logged_rows(c, s) -> int:
+        """Return the rows logged since the last drain."""
+        return int(s[4])
+
+    @staticmethod
     def step(c, s, key, ts_event, ts_recv, bid_px, bid_qty, ask_px, ask_qty, ref_px, position, halted):
         sides, marks, log_ints, log_floats, used, bucket_ns, last_ts = s
         marks[key, M_POS] = position

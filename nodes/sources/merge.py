@@ -90,6 +90,19 @@ def merge_chunks(streams: list[Iterator[dict[str, np.ndarray]]], columns: list[l
         yield _order(parts, columns)
 
 
+def merge_parts(parts: list[dict[str, np.ndarray] | None], columns: list) -> MergedBatch:
+    """One batch of the rows of ``parts`` (part i: rows of stream i, sorted by ``ts_recv``, or None for none), in
+    the order ``merge_chunks`` gives: ``ts_recv``, then stream, then row. ``columns`` as for ``merge_chunks``."""
+    present = [i for i, p in enumerate(parts) if p is not None and len(p["ts_recv"])]
+    if len(present) == 1:  # one stream's rows: already in order
+        i = present[0]
+        n = len(parts[i]["ts_recv"])
+        filled = [p if p is not None else _empty_part(cols) for p, cols in zip(parts, columns)]
+        return MergedBatch(np.full(n, i, np.int32), np.arange(n, dtype=np.int64),
+                           parts[i]["ts_recv"].astype(np.int64, copy=False), filled)
+    return _order(parts, columns)
+
+
 def _order(parts: list[dict[str, np.ndarray] | None], columns: list) -> MergedBatch:
     filled = [p if p is not None else _empty_part(cols) for p, cols in zip(parts, columns)]
     for p in filled:

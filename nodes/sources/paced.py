@@ -12,6 +12,10 @@ and the local clock stay as consistent as they were in the recording.
 Several sources paced together must share one ``PaceClock``: it is anchored by the first row any of them
 releases, so their rows keep their recorded relative timing.
 
+An event loop that serves several sources uses ``poll()`` instead of ``chunks``: it takes the rows whose time
+has come, without waiting, and ``next_poll_ns()`` says when the next row is due (the loop sleeps until then,
+or until another source wakes it); ``ended`` says when the source is exhausted.
+
 Timing accuracy (measured here, 2 shared cores, Python 3.11): a row is never released before its time; it
 is released late by the time ``time.sleep`` overshoots (typically 50-100 µs on Linux) plus the consumer's
 own processing (the wrapper cannot release while the consumer holds the previous chunk). ``spin_us`` > 0
@@ -104,6 +108,12 @@ class PacedReader:
         self.spin_ns = int(spin_us * 1000)
         self.read_rows = read_rows
         self.stats = PacingStats()
+        # poll: the wrapped reader's chunk being released, its due times, the first row not released yet
+        self._source: Iterator[dict[str, np.ndarray]] | None = None
+        self._chunk: dict[str, np.ndarray] | None = None
+        self._due = np.empty(0, np.int64)
+        self._start = 0
+        self._exhausted = False
 
     @property
     def report(self):
@@ -135,6 +145,58 @@ class PacedReader:
                 self.stats.add(now - int(due[start]), stop - start)
                 yield part
                 start = stop
+
+    def poll(self) -> dict[str, np.ndarray] | None:
+        """Take every row whose time has come (restamped when asked), without waiting; None: none is due yet.
+
+        Rows with one ``ts_recv`` leave together, also across the wrapped reader's chunks.
+        """
+        if not self._load():  # (the first load anchors the clock: read it after)
+            return None
+        now = self.clock.now_ns()
+        parts = []
+        while self._load():
+            ready = int(np.searchsorted(self._due, now, side="right"))
+            if ready <= self._start:
+                break
+            parts.append({k: v[self._start:ready] for k, v in self._chunk.items()})
+            self.stats.add(now - int(self._due[self._start]), ready - self._start)
+            self._start = ready
+            if ready < len(self._due):
+                break
+            self._chunk = None
+        if not parts:
+            return None
+        part = parts[0] if len(parts) == 1 else {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
+        if self.restamp:
+            stamped = np.full(len(part["ts_recv"]), time.time_ns(), np.int64)
+            part["ts_event"] = part["ts_event"] + (stamped - part["ts_recv"])
+            part["ts_recv"] = stamped
+        return part
+
+    def next_poll_ns(self) -> int | None:
+        """When the next row is due (``clock.now_ns`` time); None once the source is exhausted."""
+        return int(self._due[self._start]) if self._load() else None
+
+    @property
+    def ended(self) -> bool:
+        """True once every row was taken by ``poll``."""
+        return not self._load()
+
+    def _load(self) -> bool:
+        """Have a chunk with rows left to release (reading the next one when needed); False when exhausted."""
+        if self._chunk is not None:
+            return True
+        if self._exhausted:
+            return False
+        if self._source is None:
+            self._source = self.reader.chunks(self.read_rows)
+        for chunk in self._source:
+            if len(chunk["ts_recv"]):
+                self._chunk, self._due, self._start = chunk, self.clock.due_ns(chunk["ts_recv"]), 0
+                return True
+        self._exhausted = True
+        return False
 
     def _sleep_until(self, due_ns: int) -> None:
         now_ns = self.clock.now_ns

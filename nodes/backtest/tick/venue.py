@@ -172,6 +172,11 @@ class TickVenue(StreamOp):
         return s, logs
 
     @staticmethod
+    def logged_rows(c, s) -> int:
+        """Return the rows logged since the last drain."""
+        return int(s[2][ACC, A_LOG_N])
+
+    @staticmethod
     def account(c, s) -> dict[str, np.ndarray]:
         """The venue's own book of our account, per instrument key: what a gateway's position and open-order
         query returns (``position`` at the venue in 1e-9 units, ``working_orders`` live at the venue). Python,

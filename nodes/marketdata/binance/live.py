@@ -1,13 +1,23 @@
 """``source.binance_ws``: Binance market data from a live websocket, normalized as ``source.binance_capture`` does.
 
-The reader subscribes to the combined streams of its symbols (``<url>/stream?streams=btcusdt@depth@100ms/...``)
-and runs the websocket client in a background thread. Each socket read is stamped ``ts_recv = time.time_ns()``
-and every complete message in it is written as a capture line (``<ts_recv> <JSON>``) and handed, a read at a
-time, to the project's Binance normalizer (``normalize.LineNormalization``): the same parser, exact decimals,
-dedup and update-id rules (``sequence``) as a recorded capture, so the rows are those ``source.binance_capture``
-gives for the same messages, and the ports are the same (``nodes.marketdata.stream_ports``): a spec swaps one
-for the other. ``chunks(max_rows)`` yields what has arrived (blocking until at least one row or the end),
-sorted by ``ts_recv``; ``max_wait_ms`` > 0 waits that long after the first row to batch more.
+The reader subscribes to the combined streams of its symbols (``<url>/stream?streams=btcusdt@depth@100ms/...``).
+The socket is read, and its messages decoded, in the thread that polls the reader: ``poll()`` takes what the
+socket has without waiting (the live runtime's event loop calls it, and sleeps on ``fileno()``), ``chunks
+(max_rows)`` polls and waits in turn (blocking until at least one row or the end; ``max_wait_ms`` > 0 waits that
+long after the first row to batch more). A message goes from the socket to its rows without changing threads.
+A helper thread does what may block for long: connecting (and reconnecting) and fetching the REST snapshots; it
+hands them over (calling ``on_arrival`` when set, so a sleeping loop wakes up).
+
+Each socket read is stamped ``ts_recv = time.time_ns()`` and every complete message in it is written as a
+capture line (``<ts_recv> <JSON>``) and handed, a message at a time, to the project's Binance normalizer
+(``normalize.LineNormalization``): the same parser, exact decimals, dedup and update-id rules (``sequence``) as a
+recorded capture, so the rows are those ``source.binance_capture`` gives for the same messages, and the ports are
+the same (``nodes.marketdata.stream_ports``): a spec swaps one for the other. A message that continues a live
+book (a depth diff with the next update ids) or a trade goes through the normalizer's steady path
+(``LineNormalization.feed_steady``: one compiled call, a few µs); anything else (a snapshot, a gap, a repeat, a
+clock going back, bookTicker) through the whole normalizer: the rows are the same either way. Whole,
+unfragmented data frames in a read are cut out directly; anything else (control frames, fragments, a partial
+frame) goes through the websocket protocol (websockets' Sans-I/O ``ClientProtocol``).
 
 The book (schemas ``book_deltas`` and ``book_and_trades``) follows Binance's procedure: subscribe, buffer the
 diffs, fetch a REST snapshot (``<rest_url>/api/v3/depth`` for spot, ``/fapi/v1/depth`` USD-M, ``/dapi/v1/depth``
@@ -23,7 +33,8 @@ missed while away are lost (Binance does not replay them); ``report`` counts eve
 
 The reader ends when ``stop()`` is called, when the server refuses the stream for good (HTTP 410, as
 ``tickloom feed-server`` does at the end of its replay) or after ``max_reconnects`` attempts in a row that
-could not connect; ``report.ended`` says which. An error in the thread is raised by ``chunks``.
+could not connect; ``report.ended`` says which. An error (in decoding, or in the helper thread) is raised by
+``poll`` and ``chunks`` after the rows before it.
 
 Example::
 
@@ -32,6 +43,7 @@ Example::
 """
 
 import queue
+import select
 import socket
 import ssl
 import threading
@@ -49,10 +61,11 @@ from websockets.client import ClientProtocol
 from websockets.exceptions import InvalidURI
 from websockets.frames import Opcode
 from websockets.http11 import Response
+from websockets.protocol import State
 from websockets.uri import parse_uri
 
 from nodes.contract import OpParams, SourceOp
-from nodes.marketdata.binance.normalize import normalize_lines
+from nodes.marketdata.binance.normalize import STEADY_DEPTH, STEADY_TRADE, normalize_lines
 from nodes.marketdata.binance.report import BinanceQualityReport
 from nodes.marketdata.binance.source import release_lines
 from nodes.marketdata.schemas import ACTION_TRADE, F_LAST
@@ -67,7 +80,9 @@ _STREAMS_OF_SCHEMA = {
     "book_deltas": ("depth",), "trades": ("trade",), "quotes": ("bookTicker",), "book_and_trades": ("depth", "trade"),
 }
 _RECV_BYTES = 1 << 18
-_END = object()
+_NOTHING = object()  # a non-blocking read found nothing
+_BYTES_PER_POLL = 1 << 20  # one poll reads at most about this much (a batch stays bounded when behind)
+_STEADY_PORT_ROWS = 2 + len(PORTS)  # ts_event, ts_recv and the ports lead ``STEADY_COLUMNS``
 
 
 class BinanceWsParams(OpParams):
@@ -145,7 +160,7 @@ class LiveFeedReport:
     rows: int = 0  # rows emitted
     last_close: str | None = None  # the last close code and reason the server sent
     last_error: str | None = None  # the last connection or snapshot error
-    queued_max: int = 0  # the most chunks waiting for the consumer at once (it fell behind when this grows)
+    queued_max: int = 0  # the most socket reads one poll took (the consumer fell behind when this grows)
     ended: str | None = None  # stopped, server_gone, max_reconnects or error
     quality: BinanceQualityReport | None = None  # the normalizer's (bad messages, clock, update ids); see ended
     reconnect_times_ns: list[int] = field(default_factory=list)  # when each reconnect happened (time.time_ns)
@@ -183,7 +198,9 @@ class FeedGone(Exception):
 class BinanceWsReader:
     """Chunks of one schema as they arrive; ``report`` is a ``LiveFeedReport``; ``stop()`` ends the stream.
 
-    The websocket thread starts at the first ``chunks`` call.
+    The socket is read and its messages decoded in the thread that calls ``poll`` (or iterates ``chunks``): a
+    message goes from the socket to the rows without changing threads. A helper thread (started by the first
+    call) connects, reconnects and fetches the REST snapshots, the calls that may block for long.
     """
 
     def __init__(self, params: BinanceWsParams):
@@ -191,10 +208,8 @@ class BinanceWsReader:
         self.instruments = [s.upper() for s in params.symbols]
         self.report = LiveFeedReport(url=params.stream_url())
         self._venue_kind, self._rest_path = MARKETS[params.market]
-        self._queue: queue.SimpleQueue = queue.SimpleQueue()
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
-        self._connection: _Connection | None = None
         self._error: BaseException | None = None
         self._decoder = normalize_lines(
             params.stream_url(), venue_kind=self._venue_kind, clock_policy=params.clock_policy,
@@ -209,6 +224,21 @@ class BinanceWsReader:
         self._next_snapshot_ns: dict[str, int] = {}
         self._instrument_of = np.empty(0, np.int32)
         self._released_upto = 0
+        wants = {"book_deltas": (True, False), "trades": (False, True), "quotes": (False, False),
+                 "book_and_trades": (True, True)}[params.schema_]
+        self._steady_wants = {STEADY_DEPTH: wants[0], STEADY_TRADE: wants[1]}
+        # between the reading thread and the helper: the helper hands over connections and snapshots
+        self._helper = threading.Condition()
+        self._connection: _Connection | None = None  # the connection being read
+        self._fresh: _Connection | None = None  # opened by the helper, not read yet
+        self._wants_connection = True
+        self._snapshots_wanted: dict[str, str] = {}  # symbol → its book state when asked
+        self._snapshots: queue.SimpleQueue = queue.SimpleQueue()  # (symbol, state when asked, body or error)
+        self._snapshots_pending = 0  # asked, not answered: the socket waits (the old order: see ``poll``)
+        self._helper_done = False
+        self._delivered = threading.Event()  # set with each hand-over (``chunks`` waits on it and the socket)
+        self._ended = False
+        self.on_arrival = None  # called by the helper when it hands something over (set by an event loop)
 
     # -- the consumer side -------------------------------------------------------------------------------------
 
@@ -216,44 +246,100 @@ class BinanceWsReader:
         """Yield the rows as they arrive, at most ``max_rows`` a chunk; end when the feed ends.
 
         Raises:
-            Exception: whatever stopped the websocket thread (a ``DataQualityError`` with ``clock_policy``
-                'reject', a bug), after the rows before it.
+            Exception: whatever stopped the feed (a ``DataQualityError`` with ``clock_policy`` 'reject', a bug),
+                after the rows before it.
         """
-        self._start()
         max_wait_s = self.params.max_wait_ms / 1e3
-        ended = False
         try:
-            while not ended:
-                item = self._queue.get()
-                if item is _END:
-                    break
-                batch, rows = [item], len(item["ts_recv"])
+            while True:
+                chunk = self.poll()
+                if chunk is None:
+                    if self.ended:
+                        break
+                    if not self._ended:  # (ended with an error: the next poll raises it)
+                        self.wait(0.05)
+                    continue
+                parts, rows = [chunk], len(chunk["ts_recv"])
                 deadline = time.monotonic() + max_wait_s
-                while rows < max_rows:
-                    try:
-                        left = deadline - time.monotonic()
-                        item = self._queue.get(timeout=left) if left > 0 else self._queue.get_nowait()
-                    except queue.Empty:
-                        break
-                    if item is _END:
-                        ended = True
-                        break
-                    batch.append(item)
-                    rows += len(item["ts_recv"])
-                chunk = batch[0] if len(batch) == 1 else {k: np.concatenate([b[k] for b in batch]) for k in batch[0]}
+                while rows < max_rows and not self._ended and time.monotonic() < deadline:
+                    self.wait(deadline - time.monotonic())
+                    more = self.poll()
+                    if more is not None:
+                        parts.append(more)
+                        rows += len(more["ts_recv"])
+                chunk = _joined(parts)
                 for start in range(0, rows, max_rows):
                     yield {k: v[start : start + max_rows] for k, v in chunk.items()}
         finally:
             self.stop()
-        if self._error is not None:
-            raise self._error
+
+    def poll(self) -> dict[str, np.ndarray] | None:
+        """Read and decode what the socket has, without waiting; None: nothing yet (``ended``: nothing ever).
+
+        The first call starts the helper thread.
+
+        Raises:
+            Exception: whatever stopped the feed, after the rows before it (at the next call).
+        """
+        if self._ended:
+            if self._error is not None:
+                error, self._error = self._error, None
+                raise error
+            return None
+        self._start()
+        out: list[dict[str, np.ndarray]] = []
+        try:
+            self._take_fresh()
+            self._take_snapshots(out)
+            # while a snapshot is on its way the socket waits, so the snapshot's rows come before those of the
+            # messages sent after it (the order of a recording): the diffs could not be applied before it anyway
+            awaiting = self._snapshots_pending and not self._helper_done
+            if self._connection is not None and not awaiting:
+                self._read(out)
+            if self._wants_book:
+                self._resync()
+            if self._helper_done and self._connection is None and self._fresh is None and self._snapshots.empty():
+                self._finish(out)
+        except BaseException as error:  # the rows before it are handed over, the error at the next call
+            self._error = error
+            self.report.ended = "error"
+            self.report.last_error = repr(error)
+            self._finish(out, closing=False)
+        return _joined(out) if out else None
+
+    @property
+    def ended(self) -> bool:
+        """True once ``poll`` has returned the last rows (the feed ended and nothing is left to take)."""
+        return self._ended and self._error is None
+
+    def fileno(self) -> int | None:
+        """The socket being read (an event loop waits on it), or None between connections."""
+        connection = self._connection
+        return None if connection is None or connection.closed else connection.sock.fileno()
+
+    def wait(self, timeout_s: float) -> None:
+        """Sleep until the socket has data, the helper hands something over, or ``timeout_s``."""
+        if self._delivered.is_set():
+            self._delivered.clear()
+            return
+        fd = self.fileno()
+        if fd is None:
+            self._delivered.wait(max(timeout_s, 0.0))
+            self._delivered.clear()
+            return
+        try:
+            select.select([fd], [], [], max(min(timeout_s, 0.01), 0.0))  # short: hand-overs are seen soon
+        except (OSError, ValueError):
+            pass  # closed meanwhile: the next poll finds out
 
     def stop(self, timeout_s: float = 10.0) -> None:
-        """End the stream: close the connection and wait for the thread (rows already queued are dropped)."""
+        """End the stream: close the connection and wait for the helper thread."""
         self._stopping.set()
-        connection = self._connection
-        if connection is not None:
-            connection.shutdown()
+        for connection in (self._connection, self._fresh):
+            if connection is not None:
+                connection.shutdown()
+        with self._helper:
+            self._helper.notify_all()
         if self._thread is not None and self._thread is not threading.current_thread():
             self._thread.join(timeout_s)
 
@@ -261,20 +347,149 @@ class BinanceWsReader:
 
     def _start(self) -> None:
         if self._thread is None:
-            self._thread = threading.Thread(target=self._run, name="tickloom-binance-ws", daemon=True)
+            self._thread = threading.Thread(target=self._help, name="tickloom-binance-ws", daemon=True)
             self._thread.start()
 
-    # -- the websocket thread ----------------------------------------------------------------------------------
+    # -- reading (the consumer's thread) -------------------------------------------------------------------------
 
-    def _run(self) -> None:
+    def _take_fresh(self) -> None:
+        if self._fresh is not None and self._connection is None:
+            with self._helper:
+                self._connection, self._fresh = self._fresh, None
+            self._last_data_s = time.monotonic()
+
+    def _read(self, out: list) -> None:
+        """Read what the socket has (about ``_BYTES_PER_POLL`` at most), decode it into ``out``."""
+        connection, report = self._connection, self.report
+        reads = taken = 0
+        while taken < _BYTES_PER_POLL:
+            try:
+                received = connection.receive_nowait()
+            except OSError as error:  # reset, or closed by stop()
+                report.last_error = f"receive: {error!r}"
+                self._lost()
+                return
+            if received is None:
+                self._lost()
+                return
+            if received is _NOTHING:
+                break
+            ts_ns, payloads, size = received
+            reads += 1
+            taken += size
+            report.bytes_received += size
+            if payloads:
+                self._decode(ts_ns, payloads, out)
+            if size < _RECV_BYTES:
+                break  # the socket had less than a read's worth: come back at the next poll, not after an EAGAIN
+        report.queued_max = max(report.queued_max, reads)
+        if reads:
+            self._last_data_s = time.monotonic()
+        elif time.monotonic() - self._last_data_s > self.params.idle_timeout_s:
+            report.last_error = f"receive: silent for {self.params.idle_timeout_s} s"
+            self._lost()
+
+    def _lost(self) -> None:
+        """The connection ended: note why, close it, ask the helper for another one (unless stopping)."""
+        connection, report = self._connection, self.report
+        if connection.close_code is not None:
+            report.last_close = f"{connection.close_code} {connection.close_reason}".strip()
+        connection.shutdown()
+        self._connection = None
+        if not self._stopping.is_set():
+            report.disconnects += 1
+        with self._helper:
+            self._wants_connection = True
+            self._helper.notify_all()
+
+    def _finish(self, out: list, closing: bool = True) -> None:
+        """The feed is over: the rows the end releases (held diffs become gaps), the complete report."""
+        self._ended = True
+        self.stop()
+        if closing:
+            self._emit(self._decoder.close(), out)
+        self.report.quality = self._decoder.report
+        if self.report.ended is None:
+            self.report.ended = "stopped"
+
+    def _decode(self, ts_ns: int, payloads: list[bytes], out: list) -> None:
+        """Decode one socket read's messages, each as a capture line stamped with the read's time, in order."""
+        self.report.messages += len(payloads)
+        stamp = b"%d " % ts_ns
+        for payload in payloads:
+            if payload.startswith(b'{"result"') or payload.startswith(b'{"error"'):
+                self.report.control_messages += 1
+                continue
+            line = stamp + payload + b"\n"
+            kind, rows = self._decoder.feed_steady(line)
+            if kind:
+                if rows and self._steady_wants[kind]:
+                    self._add_rows(self._steady_chunk(kind, rows), out)
+                continue
+            self._emit(self._decoder.feed(line), out)
+
+    def _take_snapshots(self, out: list) -> None:
+        """Feed the snapshots the helper fetched, stamped with the time they are taken."""
+        while not self._snapshots.empty():
+            symbol, state, body = self._snapshots.get_nowait()
+            self._snapshots_pending -= 1
+            self._next_snapshot_ns.pop(symbol, None)
+            if isinstance(body, BaseException):
+                self.report.snapshot_failures += 1
+                self.report.last_error = f"snapshot {symbol}: {body!r}"
+                self._next_snapshot_ns[symbol] = time.time_ns() + int(self.params.reconnect_backoff_ms * 1e6)
+                continue
+            self._emit(self._decoder.feed(b"%d %s\n" % (time.time_ns(), body)), out)
+            self.report.snapshots += 1
+            self.report.resyncs += state == "invalid"
+        if self._wants_book:
+            states = self._decoder.book_states()
+            self._book_ready = len(states) == len(self.instruments) and all(s == "live" for s in states.values())
+
+    def _resync(self) -> None:
+        """Ask the helper for the snapshot of every symbol without a valid book (first diff buffered, or a gap)."""
+        decoder = self._decoder
+        if self._book_ready and decoder.gaps == self._gaps_seen:
+            return
+        self.report.gaps = self._gaps_seen = decoder.gaps
+        now_ns = time.time_ns()
+        wanted = {}
+        for symbol, state in decoder.book_states().items():
+            if state in ("no_book", "invalid") and now_ns >= self._next_snapshot_ns.get(symbol, 0):
+                wanted[symbol] = state
+        with self._helper:
+            fresh = {s: st for s, st in wanted.items() if s not in self._snapshots_wanted}
+            if fresh:
+                self._snapshots_wanted.update(fresh)
+                self._snapshots_pending += len(fresh)
+                for symbol in fresh:  # asked once; asked again after a failure's backoff or the next gap
+                    self._next_snapshot_ns[symbol] = 1 << 62
+                self._helper.notify_all()
+
+    # -- the helper thread: connections and snapshots ----------------------------------------------------------
+
+    def _help(self) -> None:
         p, report = self.params, self.report
         failures = 0
         backoff_s = p.reconnect_backoff_ms / 1e3
         try:
             _warm_up(self._venue_kind)
             while not self._stopping.is_set():
+                with self._helper:
+                    while not (self._stopping.is_set() or self._wants_connection or self._snapshots_wanted):
+                        self._helper.wait()
+                    wanted, self._snapshots_wanted = self._snapshots_wanted, {}
+                    connect = self._wants_connection
+                for symbol, state in wanted.items():
+                    self._fetch(symbol, state)
+                if not connect or self._stopping.is_set():
+                    continue
+                if report.connects and not failures:  # the connection was lost: wait before coming back
+                    self._stopping.wait(backoff_s)
+                    if self._stopping.is_set():
+                        break
                 try:
-                    self._connection = _Connection(p.stream_url(), p.connect_timeout_s, p.idle_timeout_s)
+                    connection = _Connection(p.stream_url(), p.connect_timeout_s)
                 except FeedGone:
                     report.ended = "server_gone"
                     break
@@ -294,82 +509,52 @@ class BinanceWsReader:
                 if report.connects > 1:
                     report.reconnects += 1
                     report.reconnect_times_ns.append(time.time_ns())
-                self._pump(self._connection)
+                with self._helper:
+                    self._fresh, self._wants_connection = connection, False
                 if self._stopping.is_set():
-                    break
-                report.disconnects += 1
-                self._stopping.wait(backoff_s)
-            if report.ended is None:
-                report.ended = "stopped"
-            self._emit(self._decoder.close())
+                    connection.shutdown()
+                self._hand_over()
         except BaseException as error:  # handed to the consumer
             self._error = error
             report.ended = "error"
             report.last_error = repr(error)
         finally:
-            if self._connection is not None:
-                self._connection.shutdown()
-            report.quality = self._decoder.report
-            self._queue.put(_END)
+            if report.ended is None and self._stopping.is_set():
+                report.ended = "stopped"
+            self._helper_done = True
+            self._hand_over()
 
-    def _pump(self, connection: "_Connection") -> None:
-        """Read, decode and queue until the connection ends."""
-        report = self.report
-        while not self._stopping.is_set():
-            try:
-                received = connection.receive()
-            except OSError as error:  # reset, or silent past idle_timeout_s
-                report.last_error = f"receive: {error!r}"
-                break
-            if received is None:
-                break
-            ts_ns, payloads, size = received
-            report.bytes_received += size
-            if payloads:
-                self._decode(ts_ns, payloads)
-        if connection.close_code is not None:
-            report.last_close = f"{connection.close_code} {connection.close_reason}".strip()
-        connection.shutdown()
+    def _fetch(self, symbol: str, state: str) -> None:
+        try:
+            body = self._fetch_snapshot(symbol)
+        except (OSError, urllib.error.URLError) as error:
+            body = error
+        self._snapshots.put((symbol, state, body))
+        self._hand_over()
 
-    def _decode(self, ts_ns: int, payloads: list[bytes]) -> None:
-        self.report.messages += len(payloads)
-        lines = []
-        stamp = b"%d " % ts_ns
-        for payload in payloads:
-            if payload.startswith(b'{"result"') or payload.startswith(b'{"error"'):
-                self.report.control_messages += 1
-                continue
-            lines.append(stamp)
-            lines.append(payload)
-            lines.append(b"\n")
-        if lines:
-            self._emit(self._decoder.feed(b"".join(lines)))
-        if self._wants_book:
-            self._resync()
+    def _hand_over(self) -> None:
+        self._delivered.set()
+        if self.on_arrival is not None:
+            self.on_arrival()
 
-    def _resync(self) -> None:
-        """Fetch a snapshot for every symbol without a valid book (first diff buffered, or after a gap)."""
-        decoder = self._decoder
-        if self._book_ready and decoder.gaps == self._gaps_seen:
-            return
-        self.report.gaps = self._gaps_seen = decoder.gaps
-        states = decoder.book_states()
-        now_ns = time.time_ns()
-        for symbol, state in states.items():
-            if state not in ("no_book", "invalid") or now_ns < self._next_snapshot_ns.get(symbol, 0):
-                continue
-            try:
-                body = self._fetch_snapshot(symbol)
-            except (OSError, urllib.error.URLError) as error:
-                self.report.snapshot_failures += 1
-                self.report.last_error = f"snapshot {symbol}: {error!r}"
-                self._next_snapshot_ns[symbol] = now_ns + int(self.params.reconnect_backoff_ms * 1e6)
-                continue
-            self._emit(decoder.feed(b"%d %s\n" % (time.time_ns(), body)))
-            self.report.snapshots += 1
-            self.report.resyncs += state == "invalid"
-        states = decoder.book_states()
-        self._book_ready = len(states) == len(self.instruments) and all(s == "live" for s in states.values())
+    def _steady_chunk(self, kind: int, rows: int) -> dict[str, np.ndarray]:
+        """The port chunk of the rows ``feed_steady`` wrote (the chunk ``_emit`` makes of ``feed``'s rows)."""
+        out = self._decoder.steady_out
+        block = out[:_STEADY_PORT_ROWS, :rows].copy()
+        code = int(out[_STEADY_PORT_ROWS, 0])  # one message: one symbol
+        if code >= len(self._instrument_of):
+            self._map_instruments()
+        # the columns in ``_ports``' order (a recorder takes its schema from the first chunk)
+        chunk = {"ts_event": block[0], "ts_recv": block[1],
+                 "instrument": np.full(rows, self._instrument_of[code], np.int32)}
+        chunk.update(zip(PORTS, block[2:]))
+        if kind == STEADY_TRADE and self.params.schema_ == "book_and_trades":
+            chunk["action"][:] = ACTION_TRADE
+            chunk["flags"][:] = F_LAST
+        elif kind == STEADY_DEPTH:
+            # book rows become known at their own message's line (a later line releasing them goes through feed)
+            self._released_upto = max(self._released_upto, int(out[_STEADY_PORT_ROWS + 1, 0]))
+        return chunk
 
     def _fetch_snapshot(self, symbol: str) -> bytes:
         """The REST snapshot of ``symbol``, naming its symbol (a spot snapshot does not)."""
@@ -385,7 +570,8 @@ class BinanceWsReader:
 
     # -- rows into chunks --------------------------------------------------------------------------------------
 
-    def _emit(self, rows: dict[str, dict | None]) -> None:
+    def _emit(self, rows: dict[str, dict | None], out: list) -> None:
+        """Add the port chunk of the normalizer's rows (per schema) to ``out``."""
         schema = self.params.schema_
         if schema == "book_and_trades":
             chunk = self._merged(rows["book_deltas"], rows["trades"])
@@ -393,16 +579,17 @@ class BinanceWsReader:
             cols = rows[schema]
             chunk = None if cols is None else self._ports(cols, schema)
         if chunk is not None and len(chunk["ts_recv"]):
-            self.report.rows += len(chunk["ts_recv"])
-            self._queue.put(chunk)
-            self.report.queued_max = max(self.report.queued_max, self._queue.qsize())
+            self._add_rows(chunk, out)
+
+    def _add_rows(self, chunk: dict[str, np.ndarray], out: list) -> None:
+        self.report.rows += len(chunk["ts_recv"])
+        out.append(chunk)
 
     def _ports(self, cols: dict, schema: str) -> dict[str, np.ndarray]:
         n = len(cols["ts_recv"])
         codes = cols["symbol"]
         if len(codes) and int(codes.max()) >= len(self._instrument_of):
-            index = {name: k for k, name in enumerate(self.instruments)}
-            self._instrument_of = np.array([index.get(name, -1) for name in self._decoder.symbols], np.int32)
+            self._map_instruments()
         chunk = {"ts_event": cols["ts_event"].astype(np.int64, copy=False),
                  "ts_recv": cols["ts_recv"].astype(np.int64, copy=False),
                  "instrument": self._instrument_of[codes]}
@@ -413,6 +600,10 @@ class BinanceWsReader:
             else:
                 chunk[port] = np.zeros(n, np.int64)
         return chunk
+
+    def _map_instruments(self) -> None:
+        index = {name: k for k, name in enumerate(self.instruments)}
+        self._instrument_of = np.array([index.get(name, -1) for name in self._decoder.symbols], np.int32)
 
     def _merged(self, book: dict | None, trades: dict | None) -> dict[str, np.ndarray] | None:
         """Book rows and trades as one ``book_and_trades`` chunk, as ``stream_ports.merge_book_and_trades`` orders
@@ -449,13 +640,20 @@ _WARM_UP_LINES = (
 
 def _warm_up(venue_kind: str) -> None:
     """Load the normalizer's compiled kernels (numba's disk cache) before the first message, not on it."""
-    normalize_lines("warm-up", venue_kind=venue_kind, clock_policy="report", threads=False).feed(_WARM_UP_LINES)
+    decoder = normalize_lines("warm-up", venue_kind=venue_kind, clock_policy="report", threads=False)
+    decoder.feed(_WARM_UP_LINES)
+    decoder.feed_steady(_WARM_UP_LINES.split(b"\n", 2)[1] + b"\n")
+
+
+def _joined(chunks: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
+    return chunks[0] if len(chunks) == 1 else {k: np.concatenate([c[k] for c in chunks]) for k in chunks[0]}
 
 
 class _Connection:
-    """A websocket client on a blocking socket, driven in the caller's thread (websockets' Sans-I/O protocol).
+    """A websocket client driven in the caller's thread (websockets' Sans-I/O protocol).
 
-    One ``receive`` is one socket read: every complete message in it, all stamped with the time the read
+    Connecting and the handshake block (up to ``connect_timeout_s``); then the socket is non-blocking and one
+    ``receive_nowait`` is one socket read: every complete message in it, all stamped with the time the read
     returned. Pings are answered as they are read.
 
     Raises:
@@ -463,9 +661,10 @@ class _Connection:
         OSError: the connection or the handshake failed (``ConnectionError`` for a refused handshake).
     """
 
-    def __init__(self, url: str, connect_timeout_s: float, idle_timeout_s: float):
+    def __init__(self, url: str, connect_timeout_s: float):
         uri = parse_uri(url)
         self._closed = False
+        self._send_timeout_s = connect_timeout_s
         self._fragments: list[bytes] = []
         self._early: list = []
         self._early_ts_ns = 0
@@ -482,7 +681,11 @@ class _Connection:
         except BaseException:
             sock.close()
             raise
-        sock.settimeout(idle_timeout_s)
+        sock.setblocking(False)  # read by ``receive_nowait`` from then on
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
 
     @property
     def close_code(self) -> int | None:
@@ -508,19 +711,62 @@ class _Connection:
             raise ConnectionError(f"websocket handshake refused: {self.protocol.handshake_exc}")
         self._early = events[1:]  # frames that came with the handshake response
 
-    def receive(self) -> tuple[int, list[bytes], int] | None:
-        """``(ts_recv ns, messages, bytes read)`` of one socket read; None once the connection has ended."""
+    def receive_nowait(self):
+        """``(ts_recv ns, messages, bytes read)`` of one socket read, ``_NOTHING`` when nothing is there to read,
+        None once the connection has ended.
+
+        Raises:
+            OSError: the connection was reset (or closed by ``shutdown``).
+        """
         if self._early:
             events, self._early = self._early, []
             return self._early_ts_ns, self._messages(events), 0
-        data = self.sock.recv(_RECV_BYTES)
+        if self._closed:
+            raise ConnectionError("the connection was shut down")
+        try:
+            data = self.sock.recv(_RECV_BYTES)
+        except (BlockingIOError, ssl.SSLWantReadError):
+            return _NOTHING
         ts_ns = time.time_ns()
         if not data:
             self.protocol.receive_eof()
             return None
+        payloads = self._whole_frames(data)
+        if payloads is not None:
+            return ts_ns, payloads, len(data)
         self.protocol.receive_data(data)
         self._flush()  # pongs, the answer to a close
         return ts_ns, self._messages(self.protocol.events_received()), len(data)
+
+    def _whole_frames(self, data: bytes) -> list[bytes] | None:
+        """The payloads of ``data`` when it is whole, unfragmented, unmasked text or binary frames and the
+        protocol stands between frames (the steady state of a market stream); None: the protocol reads it.
+
+        Nothing the protocol would do differently is skipped: it answers control frames, reassembles fragments
+        and refuses protocol errors (all of which send such data its way), and it keeps no state between whole
+        data frames.
+        """
+        protocol = self.protocol
+        if (self._fragments or protocol.state is not State.OPEN or protocol.current_size is not None
+                or protocol.extensions or protocol.reader.buffer):
+            return None
+        payloads, i, n = [], 0, len(data)
+        while i < n:
+            if n - i < 2 or (data[i] != 0x81 and data[i] != 0x82) or data[i + 1] & 0x80:
+                return None
+            length = data[i + 1]
+            i += 2
+            if length == 126:
+                length = int.from_bytes(data[i:i + 2], "big")
+                i += 2
+            elif length == 127:
+                length = int.from_bytes(data[i:i + 8], "big")
+                i += 8
+            if i + length > n:
+                return None
+            payloads.append(data[i:i + length])
+            i += length
+        return payloads
 
     def _messages(self, events: list) -> list[bytes]:
         out = []
@@ -537,9 +783,16 @@ class _Connection:
         return out
 
     def _flush(self) -> None:
-        for data in self.protocol.data_to_send():
-            if data:
+        pending = [data for data in self.protocol.data_to_send() if data]
+        if not pending:
+            return
+        blocking = self.sock.gettimeout()
+        self.sock.settimeout(self._send_timeout_s)  # a pong or a close frame: wait for room, never for long
+        try:
+            for data in pending:
                 self.sock.sendall(data)
+        finally:
+            self.sock.settimeout(blocking)
 
     def shutdown(self) -> None:
         """Close the socket (from any thread: a blocked ``receive`` returns)."""

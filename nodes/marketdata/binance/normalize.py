@@ -67,6 +67,7 @@ from nodes.errors import DataQualityError
 from nodes.marketdata.binance import reference as R
 from nodes.marketdata.binance import scan as S
 from nodes.marketdata.binance import sequence as Q
+from nodes.marketdata.binance._jit import njit
 from nodes.marketdata.binance.capture import CaptureStatus, iter_text_regions, prefetched
 from nodes.marketdata.binance.clock import (
     CLOCK_POLICIES,
@@ -75,6 +76,7 @@ from nodes.marketdata.binance.clock import (
     ClockCheck,
 )
 from nodes.marketdata.binance.dedup import RepeatFilter
+from nodes.marketdata.binance.dedup import _mark as _mark_repeats
 from nodes.marketdata.binance.deltas import N_COLUMNS, Q_FLAGS, Q_LEVEL_COUNT, Q_LEVEL_START, count_rows, fill_rows
 from nodes.marketdata.binance.report import BinanceQualityReport, QuarantinedLine
 from nodes.marketdata.schemas import F_BAD_TS_RECV, SCHEMAS
@@ -926,6 +928,17 @@ class LineNormalization(CaptureNormalization):
             calibration_lines=o["calibration_lines"],
         )
         self._next_line = 1
+        # the steady path's scratch (``feed_steady``): one message, its levels, its rows
+        self._steady_msgs = np.empty((1, S.N_FIELDS), np.int64)
+        self._steady_levels = np.empty((64, S.N_LEVEL_FIELDS), np.int64)
+        self._steady_ones = np.zeros((4, 1), np.int64)  # a line's start and stop, its hash and time
+        self._steady_duplicate = np.zeros(1, np.bool_)
+        self._steady_table = np.zeros((1, N_COLUMNS), np.int64)
+        self._steady_emits = np.zeros((4, 7), np.int64)
+        self._steady_scratch = np.zeros((1, 1), np.int64)
+        self._steady_out = np.zeros((len(STEADY_COLUMNS), 1024), np.int64)  # the quote rows stay 0
+        self._steady_offsets: dict[tuple[str, str], list[int]] = {}
+        self._listed = np.zeros(0, np.bool_)
 
     def _check_source(self) -> None:
         pass  # nothing is read: the lines are fed
@@ -943,6 +956,7 @@ class LineNormalization(CaptureNormalization):
             DataQualityError: as ``normalize_capture`` (``reject`` and a skewed clock, an unlisted symbol with
                 ``unlisted_symbols='error'``).
         """
+        self._fold_steady_offsets()
         buffer = np.frombuffer(data, dtype=np.uint8)
         parts = []
         position = 0
@@ -961,6 +975,7 @@ class LineNormalization(CaptureNormalization):
 
     def close(self) -> dict[str, dict | None]:
         """End the feed: return the rows the end releases (gap clears) and complete ``report``."""
+        self._fold_steady_offsets()
         raw = self._finish()
         if not self.clock.calibrated_on_lines:
             self._calibrate(0)
@@ -977,6 +992,99 @@ class LineNormalization(CaptureNormalization):
     def gaps(self) -> int:
         """Gaps declared so far (every symbol)."""
         return self._seq_gap_count
+
+    # -- one message the common way ------------------------------------------------------------------------------
+
+    def feed_steady(self, line: bytes) -> tuple[int, int]:
+        """Normalize one whole capture line the common way, in one compiled call; ``(kind, rows)`` or ``(0, 0)``.
+
+        The common case of a live feed: a depth diff that continues a live book, or a trade, of a listed symbol
+        already seen, received no earlier than the line before it, not a repeat, after the clock is calibrated,
+        with nothing held for reordering. Its rows (``STEADY_COLUMNS``, the clock policy applied) are written
+        into ``steady_out[:, :rows]``; ``kind`` is ``STEADY_DEPTH`` or ``STEADY_TRADE``; the counters and the
+        report are updated as ``feed`` updates them, so feeding lines through either gives the same rows and
+        report. Anything else returns ``(0, 0)`` having changed nothing (but the name table, where a new symbol
+        was read): feed that line with ``feed``. A stale diff is common too: ``(STEADY_DEPTH, 0)``.
+        """
+        if not self.clock.calibrated_on_lines or len(self._carry) or self.report.venue_kind_detected == "unknown":
+            return 0, 0
+        if len(line) // 9 + 1 > len(self._steady_levels):
+            self._steady_levels = np.empty((len(line) // 9 + 1, S.N_LEVEL_FIELDS), np.int64)
+        if len(line) > self._steady_out.shape[1]:  # a level takes 9 bytes at least: room for every row
+            self._steady_out = np.zeros((len(STEADY_COLUMNS), len(line)), np.int64)
+        self._sync_listed()
+        repeats = self._repeats
+        kind, rows, late, early, offset_ns = _steady_line(
+            np.frombuffer(line, np.uint8), self._steady_msgs, self._steady_levels, self._steady_ones,
+            self._steady_duplicate, self._sym_table, self._sym_lengths, self._sym_count, self._stack, self._listed,
+            self._ts_max, self._venue_kind == "futures", self.clock.shift_ns, _CLAMP_EARLY[self.clock.policy],
+            self._seq_state, self._seq_counters,
+            self._steady_table, self._steady_emits, self._steady_scratch, repeats._keys, repeats._times,
+            repeats._used, repeats.window_ns, self._trade_max, self._next_line, self._steady_out,
+        )
+        if kind == 0:
+            return 0, 0
+        line_no = self._next_line
+        self._next_line += 1
+        self.status.lines += 1
+        report = self.report
+        report.lines_total += 1
+        report.lines_good += 1
+        symbol = int(self._steady_msgs[0, S.M_SYMBOL])
+        ts_recv = int(self._steady_msgs[0, S.M_TS_RECV])
+        self._ts_max = ts_recv
+        self._last_ts = max(self._last_ts, ts_recv)
+        self._last_line = line_no
+        stream = "depth" if kind == STEADY_DEPTH else "trade"
+        report.messages[stream] += 1
+        held = self._steady_offsets.setdefault((self._names[symbol], stream), [])
+        held.append(offset_ns)
+        if len(held) >= 4096:
+            self._fold_steady_offsets()
+        if early and rows:
+            self._count_early(rows, line_no)
+        if kind == STEADY_DEPTH:
+            self._depth_symbols.add(symbol)
+            report.rows["book_deltas"] += rows
+        else:
+            report.rows["trades"] += 1
+            if late:
+                report.trades["ids_out_of_order"] += 1
+                if report.trades["first_line"] is None:
+                    report.trades["first_line"] = line_no
+        return kind, rows
+
+    @property
+    def steady_out(self) -> np.ndarray:
+        """The rows of the last line ``feed_steady`` took: one int64 row per ``STEADY_COLUMNS`` entry."""
+        return self._steady_out
+
+    def _count_early(self, rows: int, line_no: int) -> None:
+        """Count rows received before their venue time, as ``_early`` does ('report' kept them, 'shift' clamped)."""
+        c = self.clock
+        if c.policy == "shift":
+            c.ts_event_clamped += rows
+            if c.first_line_clamped is None:
+                c.first_line_clamped = line_no
+        else:
+            c.ts_recv_before_ts_event += rows
+            if c.first_line_recv_before_event is None:
+                c.first_line_recv_before_event = line_no
+
+    def _sync_listed(self) -> None:
+        """Which known symbols the steady path may take (listed, or no list): one flag per symbol code."""
+        if len(self._listed) == int(self._sym_count[0]):
+            return
+        self._sync_names()
+        self._grow_symbols()
+        keep = self._symbol_filter
+        self._listed = np.array([keep is None or name in keep for name in self._names], np.bool_)
+
+    def _fold_steady_offsets(self) -> None:
+        """Hand the steady path's receive-minus-venue offsets to the clock (as ``_measure`` does for ``feed``)."""
+        held, self._steady_offsets = self._steady_offsets, {}
+        for (symbol, stream), offsets in held.items():
+            self.clock.add(symbol, stream, np.array(offsets, np.int64))
 
 
 @dataclass
@@ -1013,6 +1121,108 @@ class _BufferedClock(ClockCheck):
 
 
 _FOLD_EVERY = 65_536
+
+# the steady path's rows: one int64 row per column, the normalized schemas' columns a live source needs (the
+# first 13 in the order of ``nodes.marketdata.stream_ports``, the quote columns 0: a source copies them as one block)
+STEADY_COLUMNS = ("ts_event", "ts_recv", "side", "price", "size", "action", "flags", "sequence", "trade_id", "bid_px",
+                  "ask_px", "bid_sz", "ask_sz", "symbol", "line")
+STEADY_DEPTH, STEADY_TRADE = 1, 2
+_CLAMP_EARLY = {"report": 0, "shift": 1, "reject": -1}
+(_O_TS_EVENT, _O_TS_RECV, _O_SIDE, _O_PRICE, _O_SIZE, _O_ACTION, _O_FLAGS, _O_SEQUENCE, _O_TRADE_ID, _O_BID_PX,
+ _O_ASK_PX, _O_BID_SZ, _O_ASK_SZ, _O_SYMBOL, _O_LINE) = range(len(STEADY_COLUMNS))
+
+
+@njit(cache=True)
+def _steady_line(data, msgs, levels, ones, duplicate, sym_table, sym_lengths, sym_count, stack, listed, ts_max, futures,
+                 shift_ns, clamp_early, seq_state, seq_counters, table, emits, scratch, rep_keys, rep_times, rep_used,
+                 window_ns, trade_max, line, out):
+    """``LineNormalization.feed_steady``'s compiled part: the kernels ``feed`` runs, for one line.
+
+    Every check comes before the first change (the repeat filter's table, the update-id state, the trade
+    ids), so a line refused here is fed whole by ``feed`` as if it had not been seen. ``clamp_early``: the
+    clock policy for an event received before its venue time (0 'report': kept and counted, 1 'shift': its
+    ts_event clamped, -1 'reject': refused here, ``feed`` raises). Returns (kind, rows, trade id out of order,
+    received before its venue time, receive-minus-venue offset in ns).
+    """
+    refused = (0, 0, False, False, 0)
+    n, position, _ = S.scan_lines(data, np.int64(0), data.shape[0], np.int64(1), ones[0], ones[1], msgs, levels,
+                                  sym_table, sym_lengths, sym_count, stack)
+    if n != 1 or position < data.shape[0] or msgs[0, S.M_STATUS] != S.OK:
+        return refused
+    kind = msgs[0, S.M_KIND]
+    symbol = msgs[0, S.M_SYMBOL]
+    if (kind != S.K_DEPTH and kind != S.K_TRADE) or symbol < 0 or symbol >= listed.shape[0] or not listed[symbol]:
+        return refused
+    ts = msgs[0, S.M_TS_RECV]
+    venue_ms = msgs[0, S.M_T] if msgs[0, S.M_T] != S.MISSING else msgs[0, S.M_E]
+    if ts < ts_max or venue_ms == S.MISSING:
+        return refused  # a receive time going back, or no venue time: ``feed`` repairs them
+    ts_event = venue_ms * _MS
+    early = ts + shift_ns < ts_event
+    if early and clamp_early < 0:
+        return refused
+    prev_id = msgs[0, S.M_PREV_ID]
+    if kind == S.K_DEPTH:
+        if seq_state[symbol, Q.S_STATE] != Q.LIVE or (futures and prev_id == S.MISSING):
+            return refused
+        verdict = Q._classify(futures, Q.LIVE, seq_state[symbol, Q.S_BOOK_ID], msgs[0, S.M_FIRST_ID],
+                              msgs[0, S.M_LAST_ID], -1 if prev_id == S.MISSING else prev_id)
+        if verdict == Q.GAP:
+            return refused  # a hole: gap, clear row, buffering (``feed``)
+    S.message_hashes(msgs, levels)
+    hashes, times = ones[2], ones[3]
+    hashes[0] = msgs[0, S.M_HASH]
+    times[0] = ts
+    if _mark_repeats(hashes, times, np.int64(0), duplicate, rep_keys, rep_times, rep_used, window_ns) == 0 \
+            or duplicate[0]:
+        return refused  # a repeat (``feed`` counts it), or the filter's table must be purged first
+    # from here on the line is taken
+    offset_ns = ts - ts_event
+    clamped = early and clamp_early > 0
+    if kind == S.K_TRADE:
+        trade_id = msgs[0, S.M_TRADE_ID]
+        late = trade_id <= trade_max[symbol]
+        if trade_id > trade_max[symbol]:
+            trade_max[symbol] = trade_id
+        out[_O_TS_EVENT, 0] = ts + shift_ns if clamped else ts_event
+        out[_O_TS_RECV, 0] = ts + shift_ns
+        out[_O_SYMBOL, 0] = symbol
+        out[_O_SIDE, 0] = -1 if msgs[0, S.M_MAKER] == 1 else 1
+        out[_O_PRICE, 0] = msgs[0, S.M_PRICE]
+        out[_O_SIZE, 0] = msgs[0, S.M_QTY]
+        out[_O_ACTION, 0] = 0
+        out[_O_FLAGS, 0] = 0
+        out[_O_SEQUENCE, 0] = 0
+        out[_O_TRADE_ID, 0] = trade_id
+        out[_O_LINE, 0] = line
+        return STEADY_TRADE, 1, late, early, offset_ns
+    table[0, Q.Q_KIND] = Q.MSG_DIFF
+    table[0, Q.Q_SYMBOL] = symbol
+    table[0, Q.Q_TS_RECV] = ts
+    table[0, Q.Q_TS_EVENT] = ts_event
+    table[0, Q.Q_LINE] = line
+    table[0, Q.Q_FIRST_ID] = msgs[0, S.M_FIRST_ID]
+    table[0, Q.Q_LAST_ID] = msgs[0, S.M_LAST_ID]
+    table[0, Q.Q_PREV_ID] = -1 if prev_id == S.MISSING else prev_id
+    table[0, Q.Q_HOLD] = Q.HOLD_NONE
+    table[0, Q_LEVEL_START] = msgs[0, S.M_LEVEL_START]
+    table[0, Q_LEVEL_COUNT] = msgs[0, S.M_LEVEL_COUNT]
+    table[0, Q_FLAGS] = 0
+    # a diff that continues a live book (or is stale) is neither buffered nor held for reordering: the rules
+    # run with one-slot scratch for those
+    zero = np.int64(0)
+    n_emit, _ = Q.apply_rules(table, seq_state, seq_counters, scratch, scratch, emits, scratch, futures, zero, zero,
+                              np.int64(1), False, zero, zero)
+    rows = fill_rows(emits, n_emit, table, levels, out[_O_TS_EVENT], out[_O_TS_RECV], out[_O_SYMBOL],
+                     out[_O_SEQUENCE], out[_O_SIDE], out[_O_PRICE], out[_O_SIZE], out[_O_ACTION], out[_O_FLAGS],
+                     out[_O_LINE])
+    for r in range(rows):
+        out[_O_TS_RECV, r] += shift_ns
+        out[_O_TRADE_ID, r] = 0
+        if clamped:
+            out[_O_TS_EVENT, r] = out[_O_TS_RECV, r]
+            out[_O_FLAGS, r] |= F_BAD_TS_RECV
+    return STEADY_DEPTH, rows, False, early, offset_ns
 
 
 def _concat_columns(parts: list[dict | None]) -> dict | None:
