@@ -2,6 +2,7 @@
 
     tickloom live SPEC --stage paper [--speed N] [--session DIR] [--metrics-port N] [--max-events N]
                   [--fsync always|batch|never] [--registry PATH] [--set k=v] [--place node=target]
+                  [--busy-poll] [--resume | --standby]
     tickloom shadow SESSION_DIR
 
 See ``runtime/live.py``. Exit status: 0; 1 when the spec is not promoted to the stage, is invalid, or the shadow
@@ -30,6 +31,12 @@ def add_command(commands) -> None:
     live.add_argument("--fsync", choices=("always", "batch", "never"), default="batch", help="journal fsync policy")
     live.add_argument("--registry", metavar="PATH", help="promotion registry (default $TICKLOOM_REGISTRY or "
                       ".tickloom/registry.duckdb)")
+    live.add_argument("--busy-poll", action="store_true", help="wait for feeds spinning instead of sleeping "
+                      "(lower latency, a busy core)")
+    live.add_argument("--resume", action="store_true", help="continue the session in --session after a crash or "
+                      "kill -9: rebuild its state from its recorded inputs, check the journal, reconcile, go on")
+    live.add_argument("--standby", action="store_true", help="wait while another process runs the session in "
+                      "--session; resume it when that process dies (not when it ended cleanly)")
     live.add_argument("--set", dest="sets", action="append", default=[], metavar="NAME=VALUE")
     live.add_argument("--place", dest="places", action="append", default=[], metavar="NODE=TARGET")
     live.set_defaults(handler=_live)
@@ -44,7 +51,11 @@ def _live(args) -> int:
 
     options = LiveOptions(stage=args.stage, speed=args.speed if math.isfinite(args.speed) else math.inf,
                           session_dir=args.session, metrics_port=args.metrics_port, max_events=args.max_events,
-                          fsync=args.fsync, registry=args.registry)
+                          fsync=args.fsync, registry=args.registry, busy_poll=args.busy_poll,
+                          resume=args.resume, standby=args.standby)
+    if (args.resume or args.standby) and args.session is None:
+        print("error: --resume and --standby need the --session folder", file=sys.stderr)
+        return 2
     session = run_live(args.spec, options, sets=args.sets, places=args.places)
     print(session.format())
     sys.stdout.flush()

@@ -408,13 +408,16 @@ class SessionPublisher:
         self.drifts = {n: f if list(features.values()).count(f) == 1 else n for n, f in features.items()}
         self.breaker_states = {n: 0 for n in graph.order if ops[n].name == BREAKER_OP}
         wanted = {(n, p) for n in self.drifts for p in ("psi", "ks")} | {(v, "equity") for v in self.bar_venues}
-        self.latest = {detail: segment for segment in run.segments for detail in segment.values if detail in wanted}
+        self.latest = {detail for detail in wanted if run.latest(*detail) is not None}
         self.last_order: dict[str, float] = {}
         self.equity = {v: float(getattr(graph.nodes[v].definition.params, "cash", math.nan)) for v in self.venues}
         self._open()
         if time_segments:
             for bound in run.segments:
-                bound.run = _timed(metrics, "+".join(bound.segment.nodes), bound.run)
+                label = "+".join(bound.segment.nodes)
+                bound.run = _timed(metrics, label, bound.run)
+                if hasattr(bound, "step_live"):  # the live session's path (StreamRun.step)
+                    bound.step_live = _timed(metrics, label, bound.step_live)
 
     def _open(self) -> None:
         metrics = self.metrics
@@ -551,8 +554,7 @@ class SessionPublisher:
 
     def _latest(self, node_id: str, port: str) -> float:
         """The output as of the batch's last event (the held value the engine carries to the next batch)."""
-        segment = self.latest.get((node_id, port))
-        return float(segment.values[(node_id, port)]) if segment is not None else math.nan
+        return float(self.run.latest(node_id, port)) if (node_id, port) in self.latest else math.nan
 
     def _count(self, add, labels, by_key: bool = False) -> None:
         """``add(label, count)`` per distinct label (instrument keys named when ``by_key``)."""

@@ -35,6 +35,7 @@ from pathlib import Path
 
 import numpy as np
 
+from nodes.errors import TickloomError
 from pipelines.plan import Plan
 from pipelines.replay import StreamRun
 from runtime.journal import read_journal, recover
@@ -44,7 +45,7 @@ TERMINAL_EVENTS = ("rejected", "cancelled", "filled")  # an order whose last eve
 SESSION_KINDS = ("session", "resumed", "ended")  # journal records that are not a node's log rows
 
 
-class RecoveryError(Exception):
+class RecoveryError(TickloomError):
     """Raised when a session's journal and its recorded inputs disagree: the state cannot be trusted."""
 
 

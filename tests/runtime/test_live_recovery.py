@@ -40,7 +40,7 @@ def finished_session(tmp_path_factory):
     Registry(registry).record_promotion(spec=spec.name, spec_hash=spec.spec_hash, stage="paper", action="promote",
                                         passed=True, who="test", why="recovery test", gates=[], previous_hash=None,
                                         spec_path=str(path))
-    session = run_live(path, LiveOptions(speed=20.0, session_dir=folder / "session", registry=str(registry)))
+    session = run_live(path, LiveOptions(speed=10.0, session_dir=folder / "session", registry=str(registry)))
     assert session.result.logs["venue"]["fills"].height > 0, "the test needs a session that filled orders"
     return path, folder / "session", session
 
