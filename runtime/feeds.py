@@ -53,7 +53,7 @@ import pyarrow as pa
 
 from nodes.errors import InvariantError
 from nodes.sources.merge import MergedBatch, merge_parts
-from runtime.session import segment_of
+from runtime.session import next_segment
 
 _EOS = b"\xff\xff\xff\xff\x00\x00\x00\x00"  # the end of an Arrow IPC stream
 _END = object()
@@ -274,7 +274,7 @@ class InputLog:
         self.folder.mkdir(parents=True, exist_ok=True)
         self.sources = sources
         self.fsync = fsync
-        self.segment = 1 + max((n for _, n in map(segment_of, self.folder.glob("*.arrows"))), default=-1)
+        self.segment = next_segment(self.folder)
         self._fds: dict[int, int] = {}
         self._names: dict[int, list[str]] = {}
         self._dtypes: dict[int, list[np.dtype]] = {}

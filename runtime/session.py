@@ -33,7 +33,7 @@ class InputRecorder:
         self.folder.mkdir(parents=True, exist_ok=True)
         self.sources = sources
         self.fsync = fsync
-        self.segment = 1 + max((n for _, n in map(segment_of, self.folder.glob("*.arrows"))), default=-1)
+        self.segment = next_segment(self.folder)
         self.writers: dict[str, ipc.RecordBatchStreamWriter] = {}
         self.sinks = {}
 
@@ -62,6 +62,11 @@ def segment_of(path: Path) -> tuple[str, int]:
     """``<source>.<n>.arrows`` → (source, n); a session from before segments (``<source>.arrows``) is segment 0."""
     source, _, number = path.stem.rpartition(".")
     return (source, int(number)) if source and number.isdigit() else (path.stem, 0)
+
+
+def next_segment(folder: Path) -> int:
+    """The segment number a new writer of the inputs in ``folder`` takes (one past the highest there)."""
+    return 1 + max((n for _, n in map(segment_of, Path(folder).glob("*.arrows"))), default=-1)
 
 
 def recorded_inputs(folder: Path) -> dict[str, list[dict[str, np.ndarray]]]:

@@ -689,3 +689,26 @@ STREAM_NODES_MULTI = ["fast", "slow", "cross", "target", "alt", "sim"]
 
 def placed(nodes: list[str], target: str) -> list[str]:
     return [f"{n}={target}" for n in nodes]
+
+
+def promoted_live_market_maker(folder: Path, stage: str = "paper") -> tuple[Path, Path]:
+    """The Binance market maker on the shipped cut, with venue latencies short against a paced feed (so a
+    session of a few seconds fills orders), written to ``folder`` and promoted to ``stage`` in a registry there.
+    Returns (spec path, registry path)."""
+    import yaml
+
+    from pipelines.spec import load_spec
+    from runtime.promotion import Registry
+
+    document = yaml.safe_load((REPO / "specs" / "strategies" / "market_making_binance.yaml").read_text())
+    document["nodes"]["md"]["with"]["path"] = str(REPO / "data" / "samples" / "binance" /
+                                                   "spot_btcusdt_20240808.head2000.gz")
+    document["nodes"]["venue"]["with"].update(entry_latency="100us", cancel_latency="100us",
+                                              response_latency="100us")
+    path, registry = folder / "mm_live.yaml", folder / "registry.duckdb"
+    path.write_text(yaml.safe_dump(document, sort_keys=False))
+    spec = load_spec(path)
+    Registry(registry).record_promotion(spec=spec.name, spec_hash=spec.spec_hash, stage=stage, action="promote",
+                                        passed=True, who="test", why="a live session test", gates=[],
+                                        previous_hash=None, spec_path=str(path))
+    return path, registry

@@ -7,30 +7,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import yaml
 
 from pipelines.plan import compile_plan
 from pipelines.spec import load_spec
 from runtime.journal import read_journal
-from runtime.promotion import Registry
 from runtime.recovery import recover_session
 from runtime.session import shadow_check
-from tests.support import REPO
-
-MM_SPEC = REPO / "specs" / "strategies" / "market_making_binance.yaml"
-SPOT = REPO / "data" / "samples" / "binance" / "spot_btcusdt_20240808.head2000.gz"
-
-
-def _spec(folder: Path) -> Path:
-    document = yaml.safe_load(MM_SPEC.read_text())
-    document["nodes"]["md"]["with"]["path"] = str(SPOT)
-    # venue latencies short against the feed's pace, so the session fills orders between the kills
-    document["nodes"]["venue"]["with"].update(entry_latency="100us", cancel_latency="100us",
-                                              response_latency="100us")
-    path = folder / "mm_live.yaml"
-    path.write_text(yaml.safe_dump(document, sort_keys=False))
-    return path
-
+from tests.support import REPO, promoted_live_market_maker
 
 def _live_command(path: Path, folder: Path, registry: Path, resume: bool, speed: float = 8.0) -> list[str]:
     """The session at ``speed`` times the recorded pace: the ~19 s cut plays in 19 / speed seconds."""
@@ -54,11 +37,8 @@ def _wait_started(process: subprocess.Popen, folder: Path, starts: int, timeout_
 def test_a_session_killed_at_random_points_loses_no_order_sends_none_twice_and_matches_the_venue(tmp_path):
     """kill -9 at random moments of a scripted paper session, resume each time, run it to its end: the journal
     holds every order the recorded market decides exactly once, and positions equal the venue's."""
-    path, registry = _spec(tmp_path), tmp_path / "registry.duckdb"
+    path, registry = promoted_live_market_maker(tmp_path)
     spec = load_spec(path)
-    Registry(registry).record_promotion(spec=spec.name, spec_hash=spec.spec_hash, stage="paper", action="promote",
-                                        passed=True, who="test", why="kill test", gates=[], previous_hash=None,
-                                        spec_path=str(path))
     folder = tmp_path / "session"
     rng = np.random.default_rng(20261125)
     kills = 0
@@ -96,11 +76,7 @@ def test_a_session_killed_at_random_points_loses_no_order_sends_none_twice_and_m
 def test_a_standby_takes_over_a_killed_primary_and_finishes_its_session(tmp_path):
     """A standby waits on the session's journal lock; kill -9 of the primary hands it the session, which it
     recovers and runs to the end: the orders of the whole session are one backtest's, none twice."""
-    path, registry = _spec(tmp_path), tmp_path / "registry.duckdb"
-    spec = load_spec(path)
-    Registry(registry).record_promotion(spec=spec.name, spec_hash=spec.spec_hash, stage="paper", action="promote",
-                                        passed=True, who="test", why="standby test", gates=[], previous_hash=None,
-                                        spec_path=str(path))
+    path, registry = promoted_live_market_maker(tmp_path)
     folder = tmp_path / "session"
     primary = subprocess.Popen(_live_command(path, folder, registry, resume=False, speed=3.0), cwd=REPO,
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)

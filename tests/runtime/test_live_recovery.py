@@ -6,40 +6,19 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import yaml
 
 from pipelines.plan import compile_plan
 from pipelines.spec import load_spec
 from runtime.journal import Journal, read_journal
 from runtime.live import LiveOptions, run_live
-from runtime.promotion import Registry
 from runtime.recovery import RecoveryError, recover_session
-from tests.support import REPO
-
-MM_SPEC = REPO / "specs" / "strategies" / "market_making_binance.yaml"
-SPOT = REPO / "data" / "samples" / "binance" / "spot_btcusdt_20240808.head2000.gz"
-
-
-def _spec(folder: Path) -> Path:
-    document = yaml.safe_load(MM_SPEC.read_text())
-    document["nodes"]["md"]["with"]["path"] = str(SPOT)
-    # venue latencies short against the paced feed's pace, so a 1-2 s session fills orders
-    document["nodes"]["venue"]["with"].update(entry_latency="100us", cancel_latency="100us",
-                                              response_latency="100us")
-    path = folder / "mm_live.yaml"
-    path.write_text(yaml.safe_dump(document, sort_keys=False))
-    return path
-
+from tests.support import promoted_live_market_maker
 
 @pytest.fixture(scope="module")
 def finished_session(tmp_path_factory):
     """A paced paper session of the market maker on the shipped Binance cut, run to its end."""
     folder = tmp_path_factory.mktemp("recovery")
-    path, registry = _spec(folder), folder / "registry.duckdb"
-    spec = load_spec(path)
-    Registry(registry).record_promotion(spec=spec.name, spec_hash=spec.spec_hash, stage="paper", action="promote",
-                                        passed=True, who="test", why="recovery test", gates=[], previous_hash=None,
-                                        spec_path=str(path))
+    path, registry = promoted_live_market_maker(folder)
     session = run_live(path, LiveOptions(speed=10.0, session_dir=folder / "session", registry=str(registry)))
     assert session.result.logs["venue"]["fills"].height > 0, "the test needs a session that filled orders"
     return path, folder / "session", session
