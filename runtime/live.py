@@ -152,11 +152,13 @@ def run_live(spec_path: str | Path, options: LiveOptions, sets=(), places=(), st
     last_beat = time.monotonic()
     with Journal(folder / "journal.tlj", fsync=options.fsync) as journal:
         if recovery is None:
-            journal.append("session", described)
+            journal.append("session", {**described, "deployment": deployment})
         else:
             from runtime.recovery import journal_recovery
 
-            journal_recovery(journal, recovery)
+            journal_recovery(journal, recovery, deployment)
+            if recovery.previous_deployment is not None:
+                registry.end_deployment(recovery.previous_deployment)  # its process is dead: we hold its journal
             print(recovery.format(), flush=True)
         if started is not None:
             started.set()

@@ -127,6 +127,7 @@ class Recovery:
     recovered: dict[str, dict[str, list]]
     reconciliation: Reconciliation
     truncated_bytes: int
+    previous_deployment: int | None = None  # the registry row of the process that died (its journal says)
 
     def format(self) -> str:
         recovered = {log: len(next(iter(columns.values()), ())) for log, columns in self.recovered.items()}
@@ -171,7 +172,7 @@ def recover_session(folder: str | Path, plan: Plan) -> Recovery:
     reconciliation = reconcile(run, journaled, missing, venue_fills)
     return Recovery(folder, run, events, skip_rows, {log: _rows(c) for log, c in journaled.items()},
                     {log: columns for log, columns in missing.items() if _rows(columns)}, reconciliation,
-                    recovered_journal.truncated_bytes)
+                    recovered_journal.truncated_bytes, _last_deployment(recovered_journal.records))
 
 
 def reconcile(run: StreamRun, journaled: dict, missing: dict, venue_fills: dict[str, int]) -> Reconciliation:
@@ -204,6 +205,14 @@ def _venue_account(run: StreamRun, node_id: str) -> dict[str, np.ndarray]:
         if node_id in segment.states:
             return op.account(segment.constants[node_id], segment.states[node_id])
     raise RecoveryError(f"venue {node_id} has no state in the run")
+
+
+def _last_deployment(records) -> int | None:
+    """The registry deployment of the last process that ran the session (its ``session``/``resumed`` record)."""
+    for record in reversed(records):
+        if record.kind in ("session", "resumed") and isinstance(record.payload, dict):
+            return record.payload.get("deployment")
+    return None
 
 
 def _journal_logs(records) -> dict[str, dict[str, list]]:
@@ -247,12 +256,13 @@ def _beyond(log: str, journaled: dict[str, list], rebuilt: dict[str, list]) -> d
     return {name: values[count:] for name, values in rebuilt.items()}
 
 
-def journal_recovery(journal, recovery: Recovery) -> None:
+def journal_recovery(journal, recovery: Recovery, deployment: int | None = None) -> None:
     """Journal a resumed start: the rows the killed process decided but had not journaled (as the log rows they
     are, once), then a ``resumed`` record with the reconciliation."""
     for log, columns in recovery.recovered.items():
         journal.append(log, columns)
     journal.append("resumed", {
+        "deployment": deployment, "previous_deployment": recovery.previous_deployment,
         "events": recovery.events, "skip_rows": recovery.skip_rows, "truncated_bytes": recovery.truncated_bytes,
         "recovered_rows": {log: _rows(columns) for log, columns in recovery.recovered.items()},
         "positions": {v: view.positions for v, view in recovery.reconciliation.venue.items()},

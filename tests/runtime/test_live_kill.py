@@ -11,6 +11,7 @@ import pytest
 from pipelines.plan import compile_plan
 from pipelines.spec import load_spec
 from runtime.journal import read_journal
+from runtime.promotion import Registry
 from runtime.recovery import recover_session
 from runtime.session import shadow_check
 from tests.support import REPO, promoted_live_market_maker
@@ -70,6 +71,9 @@ def test_a_session_killed_at_random_points_loses_no_order_sends_none_twice_and_m
     # positions equal the venue's: a last recovery of the finished session reconciles without a difference
     recovery = recover_session(folder, compile_plan(spec))
     assert recovery.recovered == {} and recovery.reconciliation.differences == []
+    # the killed processes' deployments were closed by the processes that took their journal over
+    assert Registry(registry).deployments(running_only=True) == []
+    assert len(Registry(registry).deployments(running_only=False)) == kills + 1
 
 
 @pytest.mark.slow
