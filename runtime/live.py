@@ -115,7 +115,7 @@ def run_live(spec_path: str | Path, options: LiveOptions, sets=(), places=(), st
         SpecError, GraphError: the spec is invalid.
     """
     from runtime.journal import Journal
-    from runtime.metrics import LiveMetrics, SessionPublisher
+    from runtime.metrics import FeedHealthPublisher, LiveMetrics, SessionPublisher
     from runtime.promotion import Registry, require_promoted
 
     spec = load_spec(spec_path, sets=list(sets), places=list(places))
@@ -135,6 +135,7 @@ def run_live(spec_path: str | Path, options: LiveOptions, sets=(), places=(), st
     run = recovery.run if recovery else open_run(plan, readers)
     metrics = LiveMetrics(spec.name, spec.spec_hash, options.stage)
     publisher = SessionPublisher(metrics, run)
+    feed_health = FeedHealthPublisher(metrics, graph.sources, readers)
     port = metrics.serve(options.metrics_port) if options.metrics_port is not None else None
     described = {"spec": str(Path(spec_path).resolve()), "name": spec.name, "spec_hash": spec.spec_hash,
                  "stage": options.stage, "sets": list(sets), "places": list(places), "speed": options.speed,
@@ -149,7 +150,7 @@ def run_live(spec_path: str | Path, options: LiveOptions, sets=(), places=(), st
     latencies: list[int] = []
     trace: list[tuple] | None = [] if options.trace else None
     events = recovery.events if recovery else 0
-    last_beat = time.monotonic()
+    last_beat = last_health = time.monotonic()
     with Journal(folder / "journal.tlj", fsync=options.fsync) as journal:
         if recovery is None:
             journal.append("session", {**described, "deployment": deployment})
@@ -179,6 +180,9 @@ def run_live(spec_path: str | Path, options: LiveOptions, sets=(), places=(), st
                     trace.append((int(merged.ts_recv[0]), taken_ns, recorded_ns, done_ns, len(merged), decided))
                 _journal(journal, drained)
                 publisher.batch(merged, drained)
+                if time.monotonic() - last_health > 1.0:
+                    feed_health.publish()
+                    last_health = time.monotonic()
                 if time.monotonic() - last_beat > options.heartbeat_s:
                     registry.heartbeat(deployment)
                     last_beat = time.monotonic()
@@ -189,6 +193,7 @@ def run_live(spec_path: str | Path, options: LiveOptions, sets=(), places=(), st
             recorder.close()
             restore()
             registry.end_deployment(deployment)
+        feed_health.publish()
         journal.append("ended", {"events": events, "stopped": stop.is_set()})  # not reached when killed
     result = run.finish(summarize=True)
     for node_id, logs in result.logs.items():

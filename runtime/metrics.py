@@ -359,6 +359,41 @@ BREAKER_OP = "risk.circuit_breaker"
 TRIP_EVENTS = ("trip", "halt")  # breaker log events that halt the system (an operator's halt counts as "manual")
 
 
+class FeedHealthPublisher:
+    """Publish what a live session's feeds report about their data: events dropped and quarantined, by reason.
+
+    Read from each reader's ``report`` (``nodes.marketdata.binance.live.LiveFeedReport`` for a websocket feed,
+    the source's quality report for a paced file): update-id gaps (each followed by a resync from a snapshot),
+    duplicates and stale quotes as dropped; bad messages as quarantined, by the normalizer's reason. Counters in
+    the reports only grow, so each call adds what changed since the last one; call it every second or so (it
+    walks a few small dicts), not per batch.
+    """
+
+    def __init__(self, metrics: LiveMetrics, sources: list[str], readers: list):
+        self.metrics = metrics
+        self.feeds = list(zip(sources, readers))
+        self.seen: dict[tuple[str, str, str], int] = {}
+
+    def publish(self) -> None:
+        for source, reader in self.feeds:
+            report = getattr(reader, "report", None)
+            if report is None:
+                continue
+            quality = getattr(report, "quality", report)
+            counts = {("dropped", "gap"): getattr(report, "gaps", 0)}
+            if hasattr(quality, "bad_reasons"):
+                counts[("dropped", "duplicate")] = quality.duplicates.get("count", 0)
+                counts[("dropped", "stale_quote")] = quality.quotes.get("stale_dropped", 0)
+                for reason, lines in list(quality.bad_reasons.items()):
+                    counts[("quarantined", reason)] = lines
+            for (kind, reason), count in counts.items():
+                added = int(count) - self.seen.get((source, kind, reason), 0)
+                if added > 0:
+                    self.seen[(source, kind, reason)] = int(count)
+                    (self.metrics.add_dropped if kind == "dropped" else self.metrics.add_quarantined)(
+                        source, reason, added)
+
+
 class SessionPublisher:
     """Publish what each batch of a ``StreamRun`` shows; a live session and ``publish_replay`` both use it.
 

@@ -11,7 +11,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from pipelines.plan import compile_plan
 from pipelines.replay import StreamRun
 from pipelines.spec import load_spec
-from runtime.metrics import LiveMetrics, SessionPublisher, ks_statistic, publish_replay
+from runtime.metrics import FeedHealthPublisher, LiveMetrics, SessionPublisher, ks_statistic, publish_replay
 from tests.support import REPO
 
 PAPER = REPO / "specs" / "deploy" / "market_making_paper.yaml"
@@ -107,3 +107,29 @@ def test_one_event_per_batch_publishes_what_large_batches_do(running):
     for name in ("tickloom_position", "tickloom_equity", "tickloom_pnl", "tickloom_drawdown", "tickloom_orders_total",
                  "tickloom_fills_total", "tickloom_events_total", "tickloom_feature_drift_ks", "tickloom_risk_state"):
         assert one_by_one[name] == samples[name], name
+
+
+def test_feed_health_publishes_what_the_feeds_report_dropped_and_quarantined_as_deltas():
+    from nodes.marketdata.binance.live import LiveFeedReport
+    from nodes.marketdata.binance.report import BinanceQualityReport
+
+    quality = BinanceQualityReport(path="wss://loopback")
+    report = LiveFeedReport(url="wss://loopback", quality=quality)
+
+    class Reader:  # the part of a live reader the publisher reads: its report
+        def __init__(self):
+            self.report = report
+
+    metrics = LiveMetrics()
+    health = FeedHealthPublisher(metrics, ["md", "control"], [Reader(), object()])
+    report.gaps, quality.bad_reasons["not_json"] = 2, 3
+    quality.duplicates["count"] = 1
+    health.publish()
+    health.publish()  # nothing changed: nothing added
+    report.gaps, quality.bad_reasons["not_json"] = 3, 5
+    health.publish()
+    dropped = _samples(metrics)["tickloom_dropped_events_total"]
+    quarantined = _samples(metrics)["tickloom_quarantined_events_total"]
+    assert dropped[(("reason", "gap"), ("source", "md"))] == 3
+    assert dropped[(("reason", "duplicate"), ("source", "md"))] == 1
+    assert quarantined[(("reason", "not_json"), ("source", "md"))] == 5
