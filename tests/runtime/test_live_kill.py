@@ -16,6 +16,8 @@ from runtime.recovery import recover_session
 from runtime.session import shadow_check
 from tests.support import REPO, promoted_live_market_maker
 
+SPOT_SAMPLE = REPO / "data" / "samples" / "binance" / "spot_btcusdt_20240808.head2000.gz"
+
 def _live_command(path: Path, folder: Path, registry: Path, resume: bool, speed: float = 8.0) -> list[str]:
     """The session at ``speed`` times the recorded pace: the ~19 s cut plays in 19 / speed seconds."""
     command = [sys.executable, "-m", "runtime.cli", "live", str(path), "--stage", "paper", "--speed", str(speed),
@@ -113,3 +115,48 @@ def test_a_standby_of_a_session_that_ended_cleanly_does_not_take_over(tmp_path):
     with Journal(tmp_path / "journal.tlj", fsync="never") as journal:
         journal.append("resumed", {})
     assert wait_to_take_over(tmp_path) is True  # the last start did not end: a crash to recover
+
+
+@pytest.mark.slow
+def test_a_websocket_session_killed_and_resumed_rebuilds_the_book_from_a_fresh_snapshot(tmp_path):
+    """The market goes on while the session is down (one timeline, like a venue's): the resumed session
+    rebuilds its state from its recorded inputs, reconnects, takes the book as of now from a snapshot and
+    trades on; its whole journal is still exactly what a backtest of everything it recorded decides."""
+    import yaml
+
+    from runtime.feed_server import FeedServer
+
+    path, registry = promoted_live_market_maker(tmp_path)
+    folder = tmp_path / "session"
+    with FeedServer(SPOT_SAMPLE, speed=2.0, snapshot_wait_s=10.0, restamp=True) as server:
+        document = yaml.safe_load(path.read_text())
+        document["nodes"]["md"] = {"op": "source.binance_ws", "with": {
+            "url": server.url, "rest_url": server.rest_url, "market": "spot", "symbols": ["BTCUSDT"],
+            "schema": "book_and_trades", "depth_update_ms": 100, "snapshot_limit": 5000,
+            "reconnect_backoff_ms": 50, "max_reconnects": 3}}
+        path.write_text(yaml.safe_dump(document, sort_keys=False))
+        Registry(registry).record_promotion(spec="market_making_binance", spec_hash=load_spec(path).spec_hash,
+                                            stage="paper", action="promote", passed=True, who="test",
+                                            why="websocket kill test", gates=[], previous_hash=None,
+                                            spec_path=str(path))
+        first = subprocess.Popen(_live_command(path, folder, registry, resume=False), cwd=REPO,
+                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        _wait_started(first, folder, starts=1)
+        time.sleep(1.5)
+        assert first.poll() is None, first.stderr.read()[-3000:]
+        first.kill()
+        first.communicate()
+        second = subprocess.Popen(_live_command(path, folder, registry, resume=True), cwd=REPO,
+                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        out, err = second.communicate(timeout=180)
+    assert second.returncode == 0, err[-3000:]
+    assert "recovered" in out
+    records = read_journal(folder / "journal.tlj").records
+    resumed = [r for r in records if r.kind == "resumed"]
+    assert len(resumed) == 1 and resumed[0].payload["differences"] == []
+    assert records[-1].kind == "ended" and records[-1].payload["events"] > resumed[0].payload["events"]
+    sent = [i for r in records if r.kind == "venue.orders"
+            for i, event in zip(r.payload["order_id"], r.payload["event"]) if event == "sent"]
+    assert sent and len(sent) == len(set(sent))
+    report = shadow_check(folder)
+    assert report.ok, report.format()
