@@ -126,7 +126,11 @@ def run_live(spec_path: str | Path, options: LiveOptions, sets=(), places=(), st
                   f"{spec.name}-{dt.datetime.now(dt.timezone.utc).strftime('%Y%m%dT%H%M%SZ')}")
     stop = stop or threading.Event()
     restore = _stop_on_signals(stop)
-    recovery = _recover(folder, spec, plan, options, stop)
+    try:
+        recovery = _recover(folder, spec, plan, options, stop)
+    except BaseException:
+        restore()
+        raise
     if recovery is False:  # a standby whose session ended cleanly, or was stopped while waiting
         restore()
         return LiveSession(folder, 0, None)
@@ -136,6 +140,11 @@ def run_live(spec_path: str | Path, options: LiveOptions, sets=(), places=(), st
     metrics = LiveMetrics(spec.name, spec.spec_hash, options.stage)
     publisher = SessionPublisher(metrics, run)
     feed_health = FeedHealthPublisher(metrics, graph.sources, readers)
+    if recovery:
+        for view in recovery.reconciliation.venue.values():  # the rebuilt account, before the next fill says it
+            for instrument, qty in view.positions.items():
+                if qty:  # flat ones the publisher has set to 0 already
+                    metrics.set_position(instrument, qty / 1e9)
     port = metrics.serve(options.metrics_port) if options.metrics_port is not None else None
     described = {"spec": str(Path(spec_path).resolve()), "name": spec.name, "spec_hash": spec.spec_hash,
                  "stage": options.stage, "sets": list(sets), "places": list(places), "speed": options.speed,
