@@ -25,6 +25,8 @@ are on the input grid (``grid_inputs``); off the grid, a side can differ only on
 within one LSB (2^-16) of a level. Integer ops (book, risk check, encoder) are bit-identical: bound 0.
 """
 
+from abc import ABC, abstractmethod
+
 import numpy as np
 
 from hardware.fpga.fixed import FixedFormat, dequantize_value, quantize_value
@@ -39,8 +41,10 @@ __all__ = ["FpgaImpl", "FpgaPlacementError", "check_fpga_placeable", "fpga_impl"
 PRICE = FixedFormat(True, 32, 16, "half_even", "saturate")
 
 
-class FpgaImpl:
-    """The fixed-point golden model, timing, resources and RTL of one stream op (see the module docstring)."""
+class FpgaImpl(ABC):
+    """The fixed-point golden model, timing, resources and RTL of one stream op (see the module docstring).
+
+    Abstract: an implementation that leaves out one of the abstract methods cannot be instantiated."""
 
     op: type[StreamOp]
     exact_on_grid = False
@@ -53,43 +57,50 @@ class FpgaImpl:
     def check(self, params) -> None:
         """Raise ``FpgaPlacementError`` when these params do not fit the implementation (default: all fit)."""
 
+    @abstractmethod
     def constants(self, params) -> tuple:
-        raise NotImplementedError  # every implementation defines its constants
+        """The golden model's constants (``c``)."""
 
     @staticmethod
+    @abstractmethod
     def init(c, n_keys):
-        raise NotImplementedError
+        """The golden model's initial state."""
 
     @staticmethod
+    @abstractmethod
     def step(c, s, *args):
-        raise NotImplementedError
+        """One event of the golden model: ``(s, *outputs)``, the op's step signature."""
 
+    @abstractmethod
     def formats(self, params) -> dict[str, FixedFormat]:
-        raise NotImplementedError
+        """The fixed-point format of every port, state variable and constant."""
 
     def error_bound(self, params) -> float:
         return 0.0
 
+    @abstractmethod
     def structure(self, params) -> Structure:
-        raise NotImplementedError
+        """The pipeline the timing is derived from."""
 
     def timing(self, params, clock_hz: float = DEFAULT_CLOCK_HZ) -> Timing:
         """Latency, II and the clock check, derived from ``structure(params)``."""
         return derive_timing(self.structure(params), clock_hz, self.note)
 
+    @abstractmethod
     def resources(self, params) -> Resources:
-        raise NotImplementedError
+        """LUT/FF/DSP/BRAM estimates."""
 
+    @abstractmethod
     def module(self, params, clock_hz: float = DEFAULT_CLOCK_HZ):
-        raise NotImplementedError
+        """The Amaranth module."""
 
+    @abstractmethod
     def rtl_inputs(self, params, columns: list[np.ndarray]) -> dict[str, np.ndarray]:
         """The module's input signals (ints) for the op's input columns (in ``flat_inputs`` order)."""
-        raise NotImplementedError
 
+    @abstractmethod
     def rtl_outputs(self, params, signals: dict[str, np.ndarray]) -> list[np.ndarray]:
         """The op's output columns from the module's output signals."""
-        raise NotImplementedError
 
     def rare_events(self, params, columns: list[np.ndarray]) -> np.ndarray:
         """Which events take a warm-up path that stalls (``Timing.stall_cycles``); none by default."""
