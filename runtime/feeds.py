@@ -25,18 +25,13 @@ batch lies strictly after the one before, and the inputs a session records, merg
 ``shadow_check`` replays them, give exactly the order the session ran them in. ``busy_poll`` never sleeps: it waits for the same things in a tight loop (a
 core kept busy and its caches warm: lower and steadier latency, at the price of a core).
 
-``InputLog`` records each batch's rows before the batch runs (write-ahead): the files
-``runtime.session.InputRecorder`` writes (``inputs/<source>.<segment>.arrows``, an Arrow IPC stream per source
-and segment, one record batch per batch that had rows of it), built from the batch's arrays behind a message
-header pyarrow makes once per batch size (each checked to be pyarrow's own message for that batch), in one
-``os.write`` per source: a few µs a batch instead of ~50 µs through pyarrow's writer. A kill leaves whole
-messages and at most one torn one at the end (which ``recorded_inputs`` leaves out).
+The session's write-ahead log of these batches is ``runtime.session.InputLog``.
 
 Example::
 
     batches = LiveBatches([live_feed(r) for r in readers], run.columns)
     for merged in batches.batches(stop):       # stop: a threading.Event
-        log.write(merged)                       # write-ahead
+        log.write(merged)                       # write-ahead (runtime.session.InputLog)
         run.step(merged)
 """
 
@@ -46,16 +41,11 @@ import select
 import threading
 import time
 from collections.abc import Iterator
-from pathlib import Path
 
 import numpy as np
-import pyarrow as pa
 
-from nodes.errors import InvariantError
 from nodes.sources.merge import MergedBatch, merge_parts
-from runtime.session import next_segment
 
-_EOS = b"\xff\xff\xff\xff\x00\x00\x00\x00"  # the end of an Arrow IPC stream
 _END = object()
 
 
@@ -260,79 +250,3 @@ class LiveBatches:
                 feed.on_arrival = None
             getattr(feed, "stop", lambda: None)()
         self.wakeup.close()
-
-
-class InputLog:
-    """Write every batch's rows, per source, before the batch runs (see the module docstring).
-
-    Like ``InputRecorder``: each log starts a new segment per source (a killed writer's file may end in a torn
-    batch, and an Arrow stream cannot be appended after one); ``fsync`` syncs every write.
-    """
-
-    def __init__(self, folder: Path, sources: list[str], fsync: bool = False):
-        self.folder = Path(folder)
-        self.folder.mkdir(parents=True, exist_ok=True)
-        self.sources = sources
-        self.fsync = fsync
-        self.segment = next_segment(self.folder)
-        self._fds: dict[int, int] = {}
-        self._names: dict[int, list[str]] = {}
-        self._dtypes: dict[int, list[np.dtype]] = {}
-        self._headers: dict[tuple[int, int], bytes] = {}  # (source, rows) → the record batch message's header
-        self._scratch: dict[int, tuple[list[np.ndarray], pa.RecordBatch]] = {}  # what headers are made from
-
-    def write(self, merged: MergedBatch) -> None:
-        for index, part in enumerate(merged.parts):
-            n = len(part["ts_recv"])
-            if n:
-                fd = self._fds[index] if index in self._fds else self._open(index, part)
-                os.write(fd, self._message(index, part, n))
-                if self.fsync:
-                    os.fsync(fd)
-
-    def _open(self, index: int, part: dict[str, np.ndarray]) -> int:
-        self._names[index] = list(part)
-        self._dtypes[index] = [np.asarray(v).dtype for v in part.values()]
-        schema = pa.schema([(name, pa.from_numpy_dtype(d)) for name, d in zip(part, self._dtypes[index])])
-        path = self.folder / f"{self.sources[index]}.{self.segment}.arrows"
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
-        os.write(fd, schema.serialize().to_pybytes())
-        self._fds[index] = fd
-        return fd
-
-    def _message(self, index: int, part: dict[str, np.ndarray], n: int) -> bytes:
-        pieces = [self._headers.get((index, n)) or self._header(index, part, n)]
-        for name, dtype in zip(self._names[index], self._dtypes[index]):
-            values = part[name]
-            if values.dtype != dtype or not values.flags.c_contiguous:
-                values = np.ascontiguousarray(values, dtype=dtype)
-            pieces.append(values.data)
-            if values.nbytes % 8:
-                pieces.append(b"\0" * (8 - values.nbytes % 8))  # Arrow pads every buffer to 8 bytes
-        return b"".join(pieces)
-
-    def _header(self, index: int, part: dict[str, np.ndarray], n: int) -> bytes:
-        """The record batch message of ``n`` rows up to its body, made by pyarrow once per size (from a record
-        batch over scratch arrays, sliced: ~10 µs) and checked against pyarrow's whole message, so the bytes
-        written are pyarrow's."""
-        scratch = self._scratch.get(index)
-        if scratch is None or len(scratch[0][0]) < n:
-            arrays = [np.zeros(max(n, 1024), dtype) for dtype in self._dtypes[index]]
-            scratch = self._scratch[index] = (arrays, pa.record_batch([pa.array(a) for a in arrays],
-                                                                     names=self._names[index]))
-        arrays, batch = scratch
-        for array, name in zip(arrays, self._names[index]):
-            array[:n] = part[name]
-        message = batch.slice(0, n).serialize().to_pybytes()
-        header = message[:8 + int.from_bytes(message[4:8], "little")]
-        self._headers[(index, n)] = header
-        if self._message(index, part, n) != message:
-            raise InvariantError(f"the input log's message for {n} rows is not pyarrow's (an Arrow version "
-                                 "change?): record the inputs with runtime.session.InputRecorder instead")
-        return header
-
-    def close(self) -> None:
-        for fd in self._fds.values():
-            os.write(fd, _EOS)
-            os.close(fd)
-        self._fds = {}

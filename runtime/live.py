@@ -55,7 +55,8 @@ from nodes.errors import TickloomError
 from pipelines.plan import compile_plan
 from pipelines.replay import StreamRun
 from pipelines.spec import load_spec
-from runtime.feeds import InputLog, LiveBatches, live_feed
+from runtime.feeds import LiveBatches, live_feed
+from runtime.session import InputLog
 
 LIVE_SOURCES = ("source.binance_ws", "source.control")  # sources that are live feeds already (not paced)
 FOLLOWED_SOURCES = ("source.control",)  # file sources a live session tails (``follow: true``)
@@ -294,8 +295,8 @@ def open_run(plan, readers: list) -> StreamRun:
 
 
 def open_recorder(folder: Path, sources: list[str], fsync: bool = False) -> InputLog:
-    """The write-ahead log of the session's inputs (``inputs/<source>.<segment>.arrows``, the files
-    ``runtime.session.InputRecorder`` writes, read by ``recorded_inputs``)."""
+    """The write-ahead log of the session's inputs (``inputs/<source>.<segment>.arrows``, read back by
+    ``runtime.session.recorded_inputs``)."""
     return InputLog(folder, sources, fsync=fsync)
 
 

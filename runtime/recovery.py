@@ -1,7 +1,7 @@
 """Recover a live session after a crash or ``kill -9``: rebuild its state, check it against the journal, reconcile.
 
 The engine is deterministic: the same events in the same order give the same state, bit for bit (the parity
-the backtest is built on). A session records every batch of inputs before it runs it (``InputRecorder``,
+the backtest is built on). A session records every batch of inputs before it runs it (``InputLog``,
 write-ahead) and journals what the batch decided after it ran. So the state at the crash is rebuilt by running
 the recorded inputs through a fresh ``StreamRun`` of the same compiled spec — the strategy's state, the risk
 layer's (breaker HALTED or not, order-rate buckets), the paper venue's book, queue positions, working orders

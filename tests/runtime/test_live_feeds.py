@@ -9,6 +9,7 @@ session recorder's files).
 
 import threading
 import time
+from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
@@ -18,8 +19,8 @@ import pytest
 from nodes.marketdata.binance.source import BinanceCapture
 from nodes.sources.merge import MergedBatch, merge_chunks
 from nodes.sources.paced import PaceClock, PacedReader
-from runtime.feeds import InputLog, LiveBatches, ThreadedFeed, Wakeup, live_feed
-from runtime.session import InputRecorder, recorded_inputs
+from runtime.feeds import LiveBatches, ThreadedFeed, Wakeup, live_feed
+from runtime.session import InputLog, recorded_inputs
 from tests.support import SAMPLES
 
 SPOT = SAMPLES / "binance" / "spot_btcusdt_20240808.head2000.gz"
@@ -141,10 +142,30 @@ def test_a_paced_file_feed_releases_rows_when_due_and_says_when_the_next_one_is(
     live.close()
 
 
-def test_the_input_log_writes_what_the_session_recorder_writes_and_recorded_inputs_reads_it(tmp_path):
+class _PyarrowStream:
+    """The reference: pyarrow's own IPC stream writer, a record batch per batch with rows (as the log writes)."""
+
+    def __init__(self, folder: Path, sources: list[str]):
+        folder.mkdir(parents=True)
+        self.folder, self.sources, self.writer = folder, sources, None
+
+    def write(self, merged: MergedBatch) -> None:
+        part = merged.parts[0]
+        batch = pa.record_batch({k: pa.array(v) for k, v in part.items()})
+        if self.writer is None:
+            self.sink = pa.OSFile(str(self.folder / f"{self.sources[0]}.0.arrows"), "wb")
+            self.writer = ipc.new_stream(self.sink, batch.schema)
+        self.writer.write_batch(batch)
+
+    def close(self) -> None:
+        self.writer.close()
+        self.sink.close()
+
+
+def test_the_input_log_writes_what_pyarrows_stream_writer_writes_and_recorded_inputs_reads_it(tmp_path):
     parts = [_chunk([1, 2, 3]), _chunk([4]), _chunk([5, 6, 7, 8, 9], 10)]
     read = {}
-    for name, recorder in (("log", InputLog), ("recorder", InputRecorder)):
+    for name, recorder in (("log", InputLog), ("recorder", _PyarrowStream)):
         writer = recorder(tmp_path / name / "inputs", ["md", "quiet"])
         for part in parts:
             n = len(part["ts_recv"])
